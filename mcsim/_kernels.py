@@ -1,0 +1,340 @@
+"""Private numba kernels of the Metropolis sampler.
+
+Kernels take only arrays and scalars; the public wrappers in :mod:`mcsim.potentials`
+and :mod:`mcsim.sampler` validate inputs and call them. Numba options live in
+:data:`JIT` / :data:`JIT_PARALLEL`.
+
+Units: reduced, sigma = epsilon = k_B = 1.
+
+Overlaps. A uniform random start can put two particles almost on top of each other.
+Pair distances are clamped from below at ``R_MIN`` (1e-3 sigma): a closer pair is
+evaluated at ``R_MIN``, where the LJ energy is ~4e36 epsilon. That is finite for every
+supported potential (exponents <= 48 give at most 1e144 per pair), so no sum
+overflows to inf, no NaN can appear and no floating-point warning is raised, while
+such a pair is still many orders of magnitude above any thermal energy: it is never
+skipped, only capped. Metropolis accepts downhill moves without calling ``exp`` and
+``exp(-beta dE)`` of a huge ``dE`` is exactly 0, so overlapping starts relax at once.
+
+Random numbers. Each sample (or chain) owns a xoshiro256+ generator whose 256-bit
+state is derived from the master seed by :class:`numpy.random.SeedSequence` in the
+Python wrapper, so a sample's trajectory depends only on its own state and never on
+which thread runs it.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+# Pair distances below R_MIN (sigma) are evaluated at R_MIN; see module docstring.
+R_MIN = 1e-3
+R2_MIN = R_MIN * R_MIN
+
+# Potential kind codes shared with mcsim.potentials.
+KIND_IDEAL = 0
+KIND_LJ = 1
+KIND_NM = 2
+
+# Reassociation lets LLVM vectorise the sums over the 29 neighbours; nnan/ninf are
+# left out on purpose so that the compiler keeps IEEE semantics for large values.
+_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+JIT = {"cache": True, "nogil": True, "fastmath": _FASTMATH, "error_model": "numpy"}
+JIT_PARALLEL = {**JIT, "parallel": True}
+
+_U64_11 = np.uint64(11)
+_U64_17 = np.uint64(17)
+_U64_45 = np.uint64(45)
+_U64_19 = np.uint64(19)
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2^-53
+
+
+# --------------------------------------------------------------------------- RNG
+@njit(**JIT)
+def _next_u64(s):
+    """xoshiro256+ step (Blackman & Vigna 2018); ``s`` is a uint64[4] state, updated."""
+    result = s[0] + s[3]
+    t = s[1] << _U64_17
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = (s[3] << _U64_45) | (s[3] >> _U64_19)
+    return result
+
+
+@njit(**JIT)
+def _uniform(s):
+    """Uniform double in [0, 1) from the top 53 bits of a xoshiro256+ draw."""
+    return np.float64(_next_u64(s) >> _U64_11) * _TWO_M53
+
+
+# ----------------------------------------------------------- level 1: pair energy
+@njit(**JIT)
+def _u_lj(r2, rc2):
+    """4 (r^-12 - r^-6) for squared distance r2, 0 beyond the cutoff (rc2 = r_c^2)."""
+    r2c = max(r2, R2_MIN)
+    inv6 = 1.0 / (r2c * r2c * r2c)
+    u = 4.0 * inv6 * (inv6 - 1.0)
+    return u if r2 < rc2 else 0.0
+
+
+@njit(**JIT)
+def _u_nm(r2, n, m, rc2):
+    """4 (r^-n - r^-m) for squared distance r2, 0 beyond the cutoff."""
+    r2c = max(r2, R2_MIN)
+    u = 4.0 * (r2c ** (-0.5 * n) - r2c ** (-0.5 * m))
+    return u if r2 < rc2 else 0.0
+
+
+@njit(**JIT)
+def _u_pair(r2, kind, n, m, rc2):
+    """Pair energy for squared distance ``r2`` and potential ``kind``."""
+    if kind == KIND_LJ:
+        return _u_lj(r2, rc2)
+    if kind == KIND_NM:
+        return _u_nm(r2, n, m, rc2)
+    return 0.0
+
+
+# ------------------------------------------------------ level 2: one particle
+@njit(**JIT)
+def _fill_row(xi, yi, i, x, y, kind, n, m, rc2, row):
+    """row[j] = u(|r_i - r_j|) for a particle at (xi, yi) with index i; row[i] = 0.
+
+    One branch per potential outside the loop, so each loop is a straight
+    vectorisable pass over the N neighbours.
+    """
+    npart = x.shape[0]
+    if kind == KIND_LJ:
+        for j in range(npart):
+            dx = x[j] - xi
+            dy = y[j] - yi
+            row[j] = _u_lj(dx * dx + dy * dy, rc2)
+    elif kind == KIND_NM:
+        for j in range(npart):
+            dx = x[j] - xi
+            dy = y[j] - yi
+            row[j] = _u_nm(dx * dx + dy * dy, n, m, rc2)
+    else:
+        for j in range(npart):
+            row[j] = 0.0
+    row[i] = 0.0
+
+
+@njit(**JIT)
+def _particle_energy(x, y, i, gamma, kind, n, m, rc2):
+    """Energy of particle i: sum_j u(r_ij) + gamma * y_i."""
+    npart = x.shape[0]
+    e = 0.0
+    for j in range(npart):
+        if j != i:
+            dx = x[j] - x[i]
+            dy = y[j] - y[i]
+            e += _u_pair(dx * dx + dy * dy, kind, n, m, rc2)
+    return e + gamma * y[i]
+
+
+# ----------------------------------------------------------------- level 3: total
+@njit(**JIT)
+def _total_energy(x, y, gamma, kind, n, m, rc2):
+    """sum_{i<j} u(r_ij) + gamma * sum_i y_i."""
+    npart = x.shape[0]
+    e = 0.0
+    for i in range(npart):
+        for j in range(i + 1, npart):
+            dx = x[j] - x[i]
+            dy = y[j] - y[i]
+            e += _u_pair(dx * dx + dy * dy, kind, n, m, rc2)
+        e += gamma * y[i]
+    return e
+
+
+@njit(**JIT_PARALLEL)
+def _total_energy_batch(pos, gammas, kind, n, m, rc2, out):
+    """out[k] = total energy of pos[k] (shape (N, 2)) in field gammas[k]."""
+    for k in prange(pos.shape[0]):
+        out[k] = _total_energy(pos[k, :, 0], pos[k, :, 1], gammas[k], kind, n, m, rc2)
+
+
+@njit(**JIT)
+def _pair_matrix(x, y, kind, n, m, rc2, e_pair):
+    """Fill e_pair (N, N) with all pair energies (zero diagonal)."""
+    npart = x.shape[0]
+    for i in range(npart):
+        _fill_row(x[i], y[i], i, x, y, kind, n, m, rc2, e_pair[i])
+
+
+@njit(**JIT)
+def _pair_sum(e_pair):
+    """sum_{i<j} e_pair[i, j] of a symmetric matrix with zero diagonal."""
+    return 0.5 * e_pair.sum()
+
+
+# --------------------------------------------------------------------- sampling
+@njit(**JIT)
+def _sweep(x, y, e_pair, row, rng, box, beta, gamma, delta, kind, n, m, rc2):
+    """One sequential Metropolis sweep (particles 0..N-1 in order).
+
+    Each trial displaces one particle by U(-delta, delta) per axis; a move that leaves
+    [0, box]^2 is rejected. Only the N - 1 new pair terms are computed: the old ones
+    are read from the cached matrix ``e_pair`` (N, N), which is updated on acceptance.
+
+    Returns the number of accepted moves.
+    """
+    npart = x.shape[0]
+    accepted = 0
+    for i in range(npart):
+        xn = x[i] + delta * (2.0 * _uniform(rng) - 1.0)
+        yn = y[i] + delta * (2.0 * _uniform(rng) - 1.0)
+        if xn < 0.0 or xn > box or yn < 0.0 or yn > box:
+            continue
+        _fill_row(xn, yn, i, x, y, kind, n, m, rc2, row)
+        d_e = 0.0
+        e_old = e_pair[i]
+        for j in range(npart):
+            d_e += row[j] - e_old[j]
+        d_e += gamma * (yn - y[i])
+        if d_e <= 0.0 or _uniform(rng) < np.exp(-beta * d_e):
+            x[i] = xn
+            y[i] = yn
+            for j in range(npart):
+                e_pair[i, j] = row[j]
+                e_pair[j, i] = row[j]
+            accepted += 1
+    return accepted
+
+
+@njit(**JIT)
+def _random_start(x, y, rng, box):
+    """Uniform random positions in [0, box]^2 (x then y for each particle)."""
+    for i in range(x.shape[0]):
+        x[i] = box * _uniform(rng)
+        y[i] = box * _uniform(rng)
+
+
+@njit(**JIT)
+def _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2,
+                trace):
+    """Run ``sweeps`` sweeps; if ``trace`` is non-empty store the total energy after each.
+
+    Returns the number of accepted moves.
+    """
+    accepted = 0
+    record = trace.shape[0] > 0
+    for s in range(sweeps):
+        accepted += _sweep(x, y, e_pair, row, rng, box, beta, gamma, delta, kind, n, m, rc2)
+        if record:
+            trace[s] = _pair_sum(e_pair) + gamma * y.sum()
+    return accepted
+
+
+@njit(**JIT_PARALLEL)
+def _run_independent(states, npart, box, beta, gamma, delta, sweeps, kind, n, m, rc2,
+                     pos_out, energy_out, acc_out):
+    """Independent protocol: sample k starts uniform, runs ``sweeps`` sweeps from rng
+    state ``states[k]`` (uint64[4]) and stores its final configuration."""
+    no_trace = np.empty(0)
+    for k in prange(states.shape[0]):
+        rng = states[k].copy()
+        x = np.empty(npart)
+        y = np.empty(npart)
+        _random_start(x, y, rng, box)
+        e_pair = np.empty((npart, npart))
+        row = np.empty(npart)
+        _pair_matrix(x, y, kind, n, m, rc2, e_pair)
+        acc = _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, sweeps, kind, n,
+                          m, rc2, no_trace)
+        pos_out[k, :, 0] = x
+        pos_out[k, :, 1] = y
+        energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)
+        acc_out[k] = acc / (sweeps * npart) if sweeps > 0 else np.nan
+
+
+@njit(**JIT_PARALLEL)
+def _run_checkpoints(states, npart, box, beta, gamma, delta, checkpoints, kind, n, m, rc2,
+                     energy_out):
+    """Independent samples whose total energy is recorded after each sweep count in
+    ``checkpoints`` (increasing); energy_out has shape (M, len(checkpoints))."""
+    no_trace = np.empty(0)
+    for k in prange(states.shape[0]):
+        rng = states[k].copy()
+        x = np.empty(npart)
+        y = np.empty(npart)
+        _random_start(x, y, rng, box)
+        e_pair = np.empty((npart, npart))
+        row = np.empty(npart)
+        _pair_matrix(x, y, kind, n, m, rc2, e_pair)
+        done = 0
+        for c in range(checkpoints.shape[0]):
+            _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta,
+                        checkpoints[c] - done, kind, n, m, rc2, no_trace)
+            done = checkpoints[c]
+            energy_out[k, c] = _total_energy(x, y, gamma, kind, n, m, rc2)
+
+
+@njit(**JIT)
+def _run_trace(rng, npart, box, beta, gamma, delta, kind, n, m, rc2, trace):
+    """One independent sample from a uniform start, total energy after every sweep."""
+    x = np.empty(npart)
+    y = np.empty(npart)
+    _random_start(x, y, rng, box)
+    e_pair = np.empty((npart, npart))
+    row = np.empty(npart)
+    _pair_matrix(x, y, kind, n, m, rc2, e_pair)
+    _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, trace.shape[0], kind, n, m,
+                rc2, trace)
+
+
+@njit(**JIT)
+def _chain_equilibrate(x, y, rng, box, beta, gamma, delta, sweeps, target, kind, n, m, rc2):
+    """Equilibrate a chain in place; if 0 < target < 1, tune delta every 50 sweeps toward
+    acceptance ``target`` (delta *= clip(acc / target, 0.5, 2), bounded to
+    [1e-3, box / 2]). Returns the final (frozen) delta."""
+    npart = x.shape[0]
+    e_pair = np.empty((npart, npart))
+    row = np.empty(npart)
+    _pair_matrix(x, y, kind, n, m, rc2, e_pair)
+    no_trace = np.empty(0)
+    block = 50
+    done = 0
+    while done < sweeps:
+        todo = min(block, sweeps - done)
+        acc = _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, todo, kind, n, m,
+                          rc2, no_trace)
+        done += todo
+        if 0.0 < target < 1.0:
+            rate = acc / (todo * npart)
+            factor = min(max(rate / target, 0.5), 2.0)
+            delta = min(max(delta * factor, 1e-3), 0.5 * box)
+    return delta
+
+
+@njit(**JIT)
+def _chain_produce(x, y, rng, box, beta, gamma, delta, every, kind, n, m, rc2, pos_out,
+                   energy_out, acc_out):
+    """Continue a chain in place, storing a sample every ``every`` sweeps into the
+    len(pos_out) rows of the outputs (acceptance over each ``every``-sweep block)."""
+    npart = x.shape[0]
+    e_pair = np.empty((npart, npart))
+    row = np.empty(npart)
+    _pair_matrix(x, y, kind, n, m, rc2, e_pair)
+    no_trace = np.empty(0)
+    for k in range(pos_out.shape[0]):
+        acc = _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, every, kind, n, m,
+                          rc2, no_trace)
+        pos_out[k, :, 0] = x
+        pos_out[k, :, 1] = y
+        energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)
+        acc_out[k] = acc / (every * npart)
+
+
+@njit(**JIT_PARALLEL)
+def _uniform_configs(states, npart, box, gamma, kind, n, m, rc2, pos_out, energy_out):
+    """Uniform random configurations (no Monte Carlo) and their energies."""
+    for k in prange(states.shape[0]):
+        rng = states[k].copy()
+        x = np.empty(npart)
+        y = np.empty(npart)
+        _random_start(x, y, rng, box)
+        pos_out[k, :, 0] = x
+        pos_out[k, :, 1] = y
+        energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)

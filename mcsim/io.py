@@ -1,0 +1,396 @@
+"""The ljvae dataset format (HDF5) and extended-XYZ export.
+
+One HDF5 file holds any number of configurations, possibly at several gamma values:
+
+==================  ===========  ==================================================
+dataset             shape        meaning
+==================  ===========  ==================================================
+``positions``       (M, N, 2)    coordinates in sigma, float64
+``energy``          (M,)         total energy incl. gravity, epsilon
+``gamma``           (M,)         field strength of each configuration
+``acceptance``      (M,)         Metropolis acceptance (NaN where no MC was run)
+``extra/<name>``    (M, ...)     optional per-configuration arrays (e.g. scores)
+``diagnostics/*``   any          optional diagnostics (energy traces, checks)
+==================  ===========  ==================================================
+
+Root attributes: ``format = "ljvae-dataset"``, ``format_version``, ``complete``,
+``ljvae_version``, ``created`` (UTC, ISO 8601), ``source`` (``mcsim``,
+``reconstruct``, ...), ``n_particles``, ``box`` and, for sampler output, every
+generation parameter plus ``config`` (the full :class:`mcsim.config.SimConfig` as
+JSON), so that the file alone says how to regenerate it.
+
+Files are written as ``<name>.partial`` and renamed when complete; a reader refuses
+partial files, files that are not ljvae datasets, and inconsistent shapes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mcsim.clitools import UserError, partial_path
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "DatasetError",
+    "Dataset",
+    "DatasetWriter",
+    "read_dataset",
+    "write_dataset",
+    "write_xyz",
+    "package_version",
+]
+
+FORMAT = "ljvae-dataset"
+FORMAT_VERSION = 1
+_CORE = ("positions", "energy", "gamma", "acceptance")
+
+
+class DatasetError(UserError):
+    """A file that is missing, not an ljvae dataset, incomplete, or inconsistent."""
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("ljvae")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0+unknown"
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _attr_value(v: Any) -> Any:
+    """Convert a Python value to something h5py stores as an attribute."""
+    if v is None:
+        return "none"
+    if isinstance(v, dict | list | tuple) and not (
+        isinstance(v, list | tuple) and v and all(isinstance(e, int | float) for e in v)
+    ):
+        return json.dumps(v)
+    return v
+
+
+def _py(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+@dataclass
+class Dataset:
+    """Arrays and metadata of one dataset file.
+
+    Attributes:
+        positions: (M, N, 2) float64, sigma.
+        energy: (M,) total energy, epsilon.
+        gamma: (M,) field strength.
+        acceptance: (M,) acceptance rate (NaN where no MC was run).
+        attrs: root attributes (generation parameters) as plain Python values.
+        extra: optional per-configuration arrays, name -> (M, ...).
+        path: the file it came from.
+    """
+
+    positions: np.ndarray
+    energy: np.ndarray
+    gamma: np.ndarray
+    acceptance: np.ndarray
+    attrs: dict[str, Any]
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def n_particles(self) -> int:
+        return int(self.positions.shape[1])
+
+    @property
+    def box(self) -> float:
+        return float(self.attrs["box"])
+
+    @property
+    def gammas(self) -> np.ndarray:
+        """The distinct gamma values, in order of first appearance."""
+        _, idx = np.unique(self.gamma, return_index=True)
+        return self.gamma[np.sort(idx)]
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    def select(self, mask: np.ndarray) -> Dataset:
+        """A new Dataset with the configurations where ``mask`` (M,) is true/indexed."""
+        return Dataset(
+            self.positions[mask], self.energy[mask], self.gamma[mask], self.acceptance[mask],
+            dict(self.attrs), {k: v[mask] for k, v in self.extra.items()}, self.path,
+        )
+
+
+def _check_open(path: Path) -> h5py.File:
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        raise DatasetError(f"{path}: not an HDF5 file (corrupt or wrong format)") from None
+
+
+def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """Root attributes of a dataset file, without loading arrays."""
+    p = Path(path)
+    with _check_open(p) as f:
+        return {k: _py(v) for k, v in f.attrs.items()}
+
+
+def read_dataset(path: str | os.PathLike, *, allow_partial: bool = False) -> Dataset:
+    """Read an ljvae dataset file.
+
+    Raises:
+        DatasetError: the file is missing, not HDF5, not an ljvae dataset, incomplete
+            (unless ``allow_partial``), has inconsistent shapes, or NaN positions.
+    """
+    p = Path(path)
+    with _check_open(p) as f:
+        if _py(f.attrs.get("format")) != FORMAT:
+            raise DatasetError(f"{p}: not an ljvae dataset (no format={FORMAT!r} attribute)")
+        version = int(f.attrs.get("format_version", -1))
+        if version > FORMAT_VERSION:
+            raise DatasetError(f"{p}: format version {version} is newer than this ljvae")
+        if not allow_partial and not bool(f.attrs.get("complete", False)):
+            raise DatasetError(f"{p}: incomplete dataset (interrupted run; use --resume)")
+        missing = [k for k in _CORE if k not in f]
+        if missing:
+            raise DatasetError(f"{p}: missing datasets {', '.join(missing)}")
+        try:
+            n_rows = int(f.attrs.get("n_done", f["positions"].shape[0]))
+            arrays = {k: f[k][:n_rows] for k in _CORE}
+            extra = {k: v[:n_rows] for k, v in f["extra"].items()} if "extra" in f else {}
+        except (OSError, KeyError, TypeError) as exc:
+            raise DatasetError(f"{p}: corrupt dataset ({exc})") from None
+        attrs = {k: _py(v) for k, v in f.attrs.items()}
+    pos = np.asarray(arrays["positions"], dtype=np.float64)
+    if pos.ndim != 3 or pos.shape[2] != 2:
+        raise DatasetError(f"{p}: positions must have shape (M, N, 2), got {pos.shape}")
+    m = pos.shape[0]
+    for k in ("energy", "gamma", "acceptance"):
+        if arrays[k].shape != (m,):
+            raise DatasetError(f"{p}: {k} has shape {arrays[k].shape}, expected ({m},)")
+    for k, v in extra.items():
+        if v.shape[:1] != (m,):
+            raise DatasetError(f"{p}: extra/{k} has {v.shape[0]} rows, expected {m}")
+    if not np.all(np.isfinite(pos)):
+        raise DatasetError(f"{p}: positions contain NaN or inf")
+    if "box" not in attrs or "n_particles" not in attrs:
+        raise DatasetError(f"{p}: missing box / n_particles attributes")
+    if int(attrs["n_particles"]) != pos.shape[1]:
+        raise DatasetError(f"{p}: n_particles={attrs['n_particles']} but positions have "
+                           f"{pos.shape[1]} particles")
+    return Dataset(pos, np.asarray(arrays["energy"], np.float64),
+                   np.asarray(arrays["gamma"], np.float64),
+                   np.asarray(arrays["acceptance"], np.float64), attrs, extra, p)
+
+
+class DatasetWriter:
+    """Write a dataset of known size in chunks, resumably.
+
+    The file lives at ``<path>.partial`` until :meth:`finish` marks it complete and
+    renames it. Attribute ``n_done`` counts the rows written in order; a writer opened
+    with ``resume=True`` on an existing partial file continues after them, provided the
+    partial file's generation parameters (``attrs``) match.
+
+    Args:
+        path: final file name.
+        n_total: number of configurations M the finished file will hold.
+        n_particles: N.
+        attrs: root attributes (generation parameters); must include ``box``.
+        overwrite: replace an existing complete file at ``path``.
+        resume: continue an existing ``<path>.partial``.
+        extra: names and trailing shapes of optional per-configuration arrays.
+    """
+
+    def __init__(self, path: str | os.PathLike, n_total: int, n_particles: int,
+                 attrs: dict[str, Any], *, overwrite: bool = False, resume: bool = False,
+                 extra: dict[str, tuple[int, ...]] | None = None) -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        if self.path.exists() and not overwrite:
+            raise UserError(f"--out: {self.path} exists (use --overwrite to replace it)")
+        attrs = {k: _attr_value(v) for k, v in attrs.items()}
+        attrs.setdefault("source", "mcsim")
+        self._check_keys = sorted(attrs)
+        if resume and self.partial.exists():
+            self._file = self._reopen(attrs, n_total, n_particles)
+        else:
+            self._file = self._create(attrs, n_total, n_particles, extra or {})
+
+    def _create(self, attrs, n_total, n_particles, extra) -> h5py.File:
+        f = h5py.File(self.partial, "w")
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["complete"] = False
+        f.attrs["n_done"] = 0
+        f.attrs["ljvae_version"] = package_version()
+        f.attrs["created"] = _utc_now()
+        f.attrs["n_particles"] = n_particles
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        rows = max(1, min(n_total, 1024))
+        f.create_dataset("positions", (n_total, n_particles, 2), np.float64,
+                         chunks=(rows, n_particles, 2))
+        for k in ("energy", "gamma", "acceptance"):
+            f.create_dataset(k, (n_total,), np.float64)
+        if extra:
+            g = f.create_group("extra")
+            for name, shape in extra.items():
+                g.create_dataset(name, (n_total, *shape), np.float64)
+        f.flush()
+        return f
+
+    def _reopen(self, attrs, n_total, n_particles) -> h5py.File:
+        try:
+            f = h5py.File(self.partial, "r+")
+        except OSError:
+            raise DatasetError(f"{self.partial}: corrupt partial file; delete it or drop "
+                               "--resume") from None
+        old = {k: _py(f.attrs.get(k)) for k in attrs}
+        new = {k: _py(v) for k, v in attrs.items()}
+        if f.attrs.get("format") != FORMAT or "positions" not in f:
+            f.close()
+            raise DatasetError(f"{self.partial}: not an ljvae partial dataset")
+        diff = [k for k in new if k != "created" and old[k] != new[k]]
+        if diff or f["positions"].shape != (n_total, n_particles, 2):
+            f.close()
+            what = ", ".join(diff) if diff else "shape"
+            raise UserError(f"--resume: {self.partial} was made with different parameters "
+                            f"({what}); drop --resume or use --overwrite")
+        return f
+
+    @property
+    def n_done(self) -> int:
+        """Rows already written (in order)."""
+        return int(self._file.attrs["n_done"])
+
+    @property
+    def file(self) -> h5py.File:
+        """The open HDF5 file (for diagnostics groups and resumable state)."""
+        return self._file
+
+    def write(self, start: int, positions: np.ndarray, energy: np.ndarray,
+              gamma: np.ndarray, acceptance: np.ndarray,
+              extra: dict[str, np.ndarray] | None = None) -> None:
+        """Write rows [start, start + len(positions)) and advance ``n_done``; rows must
+        be written in order so that ``n_done`` always marks finished work."""
+        if start != self.n_done:
+            raise RuntimeError(f"rows must be written in order: start={start}, "
+                               f"n_done={self.n_done}")
+        stop = start + positions.shape[0]
+        f = self._file
+        f["positions"][start:stop] = positions
+        f["energy"][start:stop] = energy
+        f["gamma"][start:stop] = gamma
+        f["acceptance"][start:stop] = acceptance
+        for name, arr in (extra or {}).items():
+            f["extra"][name][start:stop] = arr
+        f.attrs["n_done"] = stop
+        f.flush()
+
+    def finish(self, extra_attrs: dict[str, Any] | None = None) -> Path:
+        """Mark complete, close and rename to the final path."""
+        f = self._file
+        if self.n_done != f["positions"].shape[0]:
+            raise RuntimeError(f"finish: {self.n_done} of {f['positions'].shape[0]} rows written")
+        for k, v in (extra_attrs or {}).items():
+            f.attrs[k] = _attr_value(v)
+        f.attrs["complete"] = True
+        f.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def close(self) -> None:
+        """Close without finishing: the partial file stays for ``--resume``."""
+        if self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_dataset(path: str | os.PathLike, positions: np.ndarray, gamma: np.ndarray | float,
+                  attrs: dict[str, Any], *, energy: np.ndarray | None = None,
+                  acceptance: np.ndarray | None = None,
+                  extra: dict[str, np.ndarray] | None = None,
+                  overwrite: bool = False) -> Path:
+    """Write a whole dataset in one go (atomically, via ``<path>.partial``).
+
+    Args:
+        positions: (M, N, 2) coordinates, sigma.
+        gamma: scalar or (M,) field strengths.
+        attrs: root attributes; must include ``box`` (and should say ``source``).
+        energy: (M,) energies, or None to store NaN.
+        acceptance: (M,) acceptance rates, or None to store NaN.
+        extra: optional per-configuration arrays, name -> (M, ...).
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 3 or pos.shape[2] != 2:
+        raise ValueError(f"positions: expected shape (M, N, 2), got {pos.shape}")
+    if "box" not in attrs:
+        raise ValueError("attrs: must include 'box'")
+    m = pos.shape[0]
+
+    def col(v):
+        a = np.full(m, np.nan) if v is None else np.broadcast_to(np.asarray(v, np.float64), (m,))
+        return np.ascontiguousarray(a)
+
+    extra = {k: np.asarray(v, np.float64) for k, v in (extra or {}).items()}
+    w = DatasetWriter(path, m, pos.shape[1], attrs, overwrite=overwrite,
+                      extra={k: v.shape[1:] for k, v in extra.items()})
+    try:
+        w.write(0, pos, col(energy), col(gamma), col(acceptance), extra)
+        return w.finish()
+    except BaseException:
+        w.close()
+        partial_path(Path(path)).unlink(missing_ok=True)
+        raise
+
+
+def write_xyz(path: str | os.PathLike, positions: np.ndarray, *, box: float,
+              energy: np.ndarray | None = None, gamma: np.ndarray | None = None,
+              overwrite: bool = False, element: str = "Ar") -> Path:
+    """Export configurations to extended XYZ (one frame each; readable by ASE, OVITO).
+
+    Each frame carries ``Lattice`` (the box, with a nominal z extent of 1 sigma),
+    ``pbc="F F F"``, ``Properties=species:S:1:pos:R:3`` and, if given, ``energy`` and
+    ``gamma``. Coordinates in sigma, z = 0.
+    """
+    from mcsim.clitools import atomic_output
+
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim == 2:
+        pos = pos[None]
+    with atomic_output(path, overwrite) as tmp, open(tmp, "w") as fh:
+        lattice = f'Lattice="{box:.10g} 0 0 0 {box:.10g} 0 0 0 1"'
+        for k, frame in enumerate(pos):
+            info = [lattice, "Properties=species:S:1:pos:R:3", 'pbc="F F F"']
+            if energy is not None:
+                info.append(f"energy={float(energy[k]):.12g}")
+            if gamma is not None:
+                info.append(f"gamma={float(gamma[k]):.12g}")
+            lines = [str(frame.shape[0]), " ".join(info)]
+            lines += [f"{element} {x:.10f} {y:.10f} 0.0000000000" for x, y in frame]
+            fh.write("\n".join(lines) + "\n")
+    return Path(path)

@@ -1,0 +1,1 @@
+"""ljvae package (to be filled by later issues)."""
