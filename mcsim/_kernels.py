@@ -97,27 +97,30 @@ def _u_pair(r2, kind, n, m, rc2):
 
 # ------------------------------------------------------ level 2: one particle
 @njit(**JIT)
-def _fill_row(xi, yi, i, x, y, kind, n, m, rc2, row):
+def _fill_row(xi, yi, i, x, y, npart, kind, n, m, rc2, row):
     """row[j] = u(|r_i - r_j|) for a particle at (xi, yi) with index i; row[i] = 0.
 
-    One branch per potential outside the loop, so each loop is a straight
-    vectorisable pass over the N neighbours.
+    ``x``, ``y`` may be padded beyond the ``npart`` real particles (see ``_padded``);
+    padding entries of ``row`` are set to 0. One branch per potential outside the
+    loop, so each loop is a straight vectorisable pass over all (padded) entries.
     """
-    npart = x.shape[0]
+    npad = x.shape[0]
     if kind == KIND_LJ:
-        for j in range(npart):
+        for j in range(npad):
             dx = x[j] - xi
             dy = y[j] - yi
             row[j] = _u_lj(dx * dx + dy * dy, rc2)
     elif kind == KIND_NM:
-        for j in range(npart):
+        for j in range(npad):
             dx = x[j] - xi
             dy = y[j] - yi
             row[j] = _u_nm(dx * dx + dy * dy, n, m, rc2)
     else:
-        for j in range(npart):
+        for j in range(npad):
             row[j] = 0.0
     row[i] = 0.0
+    for j in range(npart, npad):
+        row[j] = 0.0
 
 
 @njit(**JIT)
@@ -155,12 +158,33 @@ def _total_energy_batch(pos, gammas, kind, n, m, rc2, out):
         out[k] = _total_energy(pos[k, :, 0], pos[k, :, 1], gammas[k], kind, n, m, rc2)
 
 
+# Arrays inside the sampler are padded to a multiple of _PAD entries with ghost
+# particles far outside the box, so the loops over neighbours run in whole SIMD
+# vectors with no scalar remainder; ghost entries of every row are forced to 0.
+_PAD = 8
+_GHOST = 1.0e6  # sigma
+
+
 @njit(**JIT)
-def _pair_matrix(x, y, kind, n, m, rc2, e_pair):
-    """Fill e_pair (N, N) with all pair energies (zero diagonal)."""
-    npart = x.shape[0]
+def _padded(x0, y0):
+    """Copies of x0, y0 (N,) padded with ghosts to a multiple of _PAD entries."""
+    npart = x0.shape[0]
+    npad = ((npart + _PAD - 1) // _PAD) * _PAD
+    x = np.full(npad, _GHOST)
+    y = np.full(npad, _GHOST)
+    x[:npart] = x0
+    y[:npart] = y0
+    return x, y
+
+
+@njit(**JIT)
+def _pair_matrix(x, y, npart, kind, n, m, rc2):
+    """Pair-energy matrix (npad, npad) of padded positions: zero diagonal, zero ghosts."""
+    npad = x.shape[0]
+    e_pair = np.zeros((npad, npad))
     for i in range(npart):
-        _fill_row(x[i], y[i], i, x, y, kind, n, m, rc2, e_pair[i])
+        _fill_row(x[i], y[i], i, x, y, npart, kind, n, m, rc2, e_pair[i])
+    return e_pair
 
 
 @njit(**JIT)
@@ -171,32 +195,33 @@ def _pair_sum(e_pair):
 
 # --------------------------------------------------------------------- sampling
 @njit(**JIT)
-def _sweep(x, y, e_pair, row, rng, box, beta, gamma, delta, kind, n, m, rc2):
-    """One sequential Metropolis sweep (particles 0..N-1 in order).
+def _sweep(x, y, npart, e_pair, row, rng, box, beta, gamma, delta, kind, n, m, rc2):
+    """One sequential Metropolis sweep (particles 0..npart-1 in order).
 
     Each trial displaces one particle by U(-delta, delta) per axis; a move that leaves
     [0, box]^2 is rejected. Only the N - 1 new pair terms are computed: the old ones
-    are read from the cached matrix ``e_pair`` (N, N), which is updated on acceptance.
+    are read from the cached matrix ``e_pair``, which is updated on acceptance.
+    ``x``, ``y``, ``e_pair`` and ``row`` are padded (see ``_padded``).
 
     Returns the number of accepted moves.
     """
-    npart = x.shape[0]
+    npad = x.shape[0]
     accepted = 0
     for i in range(npart):
         xn = x[i] + delta * (2.0 * _uniform(rng) - 1.0)
         yn = y[i] + delta * (2.0 * _uniform(rng) - 1.0)
         if xn < 0.0 or xn > box or yn < 0.0 or yn > box:
             continue
-        _fill_row(xn, yn, i, x, y, kind, n, m, rc2, row)
+        _fill_row(xn, yn, i, x, y, npart, kind, n, m, rc2, row)
         d_e = 0.0
         e_old = e_pair[i]
-        for j in range(npart):
+        for j in range(npad):
             d_e += row[j] - e_old[j]
         d_e += gamma * (yn - y[i])
         if d_e <= 0.0 or _uniform(rng) < np.exp(-beta * d_e):
             x[i] = xn
             y[i] = yn
-            for j in range(npart):
+            for j in range(npad):
                 e_pair[i, j] = row[j]
                 e_pair[j, i] = row[j]
             accepted += 1
@@ -212,18 +237,25 @@ def _random_start(x, y, rng, box):
 
 
 @njit(**JIT)
-def _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2,
-                trace):
-    """Run ``sweeps`` sweeps; if ``trace`` is non-empty store the total energy after each.
+def _run_sweeps(x0, y0, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2, trace):
+    """Run ``sweeps`` sweeps on configuration (x0, y0), updated in place.
 
-    Returns the number of accepted moves.
+    If ``trace`` is non-empty, store the total energy after each sweep. Returns the
+    number of accepted moves.
     """
+    npart = x0.shape[0]
+    x, y = _padded(x0, y0)
+    e_pair = _pair_matrix(x, y, npart, kind, n, m, rc2)
+    row = np.zeros(x.shape[0])
     accepted = 0
     record = trace.shape[0] > 0
     for s in range(sweeps):
-        accepted += _sweep(x, y, e_pair, row, rng, box, beta, gamma, delta, kind, n, m, rc2)
+        accepted += _sweep(x, y, npart, e_pair, row, rng, box, beta, gamma, delta, kind, n, m,
+                           rc2)
         if record:
-            trace[s] = _pair_sum(e_pair) + gamma * y.sum()
+            trace[s] = _pair_sum(e_pair) + gamma * y[:npart].sum()
+    x0[:] = x[:npart]
+    y0[:] = y[:npart]
     return accepted
 
 
@@ -238,11 +270,8 @@ def _run_independent(states, npart, box, beta, gamma, delta, sweeps, kind, n, m,
         x = np.empty(npart)
         y = np.empty(npart)
         _random_start(x, y, rng, box)
-        e_pair = np.empty((npart, npart))
-        row = np.empty(npart)
-        _pair_matrix(x, y, kind, n, m, rc2, e_pair)
-        acc = _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, sweeps, kind, n,
-                          m, rc2, no_trace)
+        acc = _run_sweeps(x, y, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2,
+                          no_trace)
         pos_out[k, :, 0] = x
         pos_out[k, :, 1] = y
         energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)
@@ -260,13 +289,10 @@ def _run_checkpoints(states, npart, box, beta, gamma, delta, checkpoints, kind, 
         x = np.empty(npart)
         y = np.empty(npart)
         _random_start(x, y, rng, box)
-        e_pair = np.empty((npart, npart))
-        row = np.empty(npart)
-        _pair_matrix(x, y, kind, n, m, rc2, e_pair)
         done = 0
         for c in range(checkpoints.shape[0]):
-            _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta,
-                        checkpoints[c] - done, kind, n, m, rc2, no_trace)
+            _run_sweeps(x, y, rng, box, beta, gamma, delta, checkpoints[c] - done, kind, n, m,
+                        rc2, no_trace)
             done = checkpoints[c]
             energy_out[k, c] = _total_energy(x, y, gamma, kind, n, m, rc2)
 
@@ -277,11 +303,7 @@ def _run_trace(rng, npart, box, beta, gamma, delta, kind, n, m, rc2, trace):
     x = np.empty(npart)
     y = np.empty(npart)
     _random_start(x, y, rng, box)
-    e_pair = np.empty((npart, npart))
-    row = np.empty(npart)
-    _pair_matrix(x, y, kind, n, m, rc2, e_pair)
-    _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, trace.shape[0], kind, n, m,
-                rc2, trace)
+    _run_sweeps(x, y, rng, box, beta, gamma, delta, trace.shape[0], kind, n, m, rc2, trace)
 
 
 @njit(**JIT)
@@ -290,16 +312,12 @@ def _chain_equilibrate(x, y, rng, box, beta, gamma, delta, sweeps, target, kind,
     acceptance ``target`` (delta *= clip(acc / target, 0.5, 2), bounded to
     [1e-3, box / 2]). Returns the final (frozen) delta."""
     npart = x.shape[0]
-    e_pair = np.empty((npart, npart))
-    row = np.empty(npart)
-    _pair_matrix(x, y, kind, n, m, rc2, e_pair)
     no_trace = np.empty(0)
     block = 50
     done = 0
     while done < sweeps:
         todo = min(block, sweeps - done)
-        acc = _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, todo, kind, n, m,
-                          rc2, no_trace)
+        acc = _run_sweeps(x, y, rng, box, beta, gamma, delta, todo, kind, n, m, rc2, no_trace)
         done += todo
         if 0.0 < target < 1.0:
             rate = acc / (todo * npart)
@@ -314,13 +332,9 @@ def _chain_produce(x, y, rng, box, beta, gamma, delta, every, kind, n, m, rc2, p
     """Continue a chain in place, storing a sample every ``every`` sweeps into the
     len(pos_out) rows of the outputs (acceptance over each ``every``-sweep block)."""
     npart = x.shape[0]
-    e_pair = np.empty((npart, npart))
-    row = np.empty(npart)
-    _pair_matrix(x, y, kind, n, m, rc2, e_pair)
     no_trace = np.empty(0)
     for k in range(pos_out.shape[0]):
-        acc = _run_sweeps(x, y, e_pair, row, rng, box, beta, gamma, delta, every, kind, n, m,
-                          rc2, no_trace)
+        acc = _run_sweeps(x, y, rng, box, beta, gamma, delta, every, kind, n, m, rc2, no_trace)
         pos_out[k, :, 0] = x
         pos_out[k, :, 1] = y
         energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)

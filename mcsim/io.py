@@ -306,6 +306,13 @@ class DatasetWriter:
         f.attrs["n_done"] = stop
         f.flush()
 
+    def rewind(self, n_done: int) -> None:
+        """Forget rows from ``n_done`` on (they will be written again)."""
+        if not 0 <= n_done <= self.n_done:
+            raise RuntimeError(f"rewind: {n_done} outside [0, {self.n_done}]")
+        self._file.attrs["n_done"] = n_done
+        self._file.flush()
+
     def finish(self, extra_attrs: dict[str, Any] | None = None) -> Path:
         """Mark complete, close and rename to the final path."""
         f = self._file
