@@ -184,8 +184,8 @@ def equilibration_check(config: SimConfig, gamma: float, *, sweeps: int | None =
     z = diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
     npart = config.n_particles
     return EquilibrationCheck(
-        gamma=float(gamma), sweeps=s, n_samples=n_samples, n_particles=npart, mean_s=float(e[:, 0].mean()),
-        mean_2s=float(e[:, 1].mean()), diff=diff, stderr=se, z=z,
+        gamma=float(gamma), sweeps=s, n_samples=n_samples, n_particles=npart,
+        mean_s=float(e[:, 0].mean()), mean_2s=float(e[:, 1].mean()), diff=diff, stderr=se, z=z,
         drift_per_particle=diff / npart, z_max=z_max, passed=abs(z) < z_max,
     )
 
