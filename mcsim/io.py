@@ -53,6 +53,10 @@ __all__ = [
 FORMAT = "ljvae-dataset"
 FORMAT_VERSION = 1
 _CORE = ("positions", "energy", "gamma", "acceptance")
+# bookkeeping attributes the writer owns; dropped from user attrs (e.g. copied from a
+# file that was read) so they never contradict the file being written
+_RESERVED = ("format", "format_version", "complete", "n_done", "ljvae_version", "created",
+             "n_particles")
 
 
 class DatasetError(UserError):
@@ -227,7 +231,7 @@ class DatasetWriter:
         self.partial = partial_path(self.path)
         if self.path.exists() and not overwrite:
             raise UserError(f"--out: {self.path} exists (use --overwrite to replace it)")
-        attrs = {k: _attr_value(v) for k, v in attrs.items()}
+        attrs = {k: _attr_value(v) for k, v in attrs.items() if k not in _RESERVED}
         attrs.setdefault("source", "mcsim")
         self._check_keys = sorted(attrs)
         if resume and self.partial.exists():

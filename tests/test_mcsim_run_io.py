@@ -120,6 +120,11 @@ def test_reader_rejects_bad_files(tmp_path):
         write_dataset(tmp_path / "bad.h5", np.zeros((4, 3)), 0.4, {"box": 10.0})
     with pytest.raises(Exception, match="exists"):
         write_dataset(good, np.zeros((4, 3, 2)), 0.4, {"box": 10.0})
+    # attributes copied from a file that was read do not confuse the writer
+    write_dataset(tmp_path / "copy.h5", np.ones((2, 5, 2)), 0.1,
+                  {"box": 10.0, "n_done": 400, "complete": True, "n_particles": 99})
+    copy = read_dataset(tmp_path / "copy.h5")
+    assert len(copy) == 2 and copy.n_particles == 5
 
 
 def test_xyz_export_parses_back(tmp_path):

@@ -1,0 +1,679 @@
+"""Private numba kernels of the reconstruction: Gram matrices, the top-two
+eigendecomposition, the convex hull and the tumbler.
+
+Kernels take only arrays and scalars and do no validation; the public wrappers in
+:mod:`reconstruct.gram`, :mod:`reconstruct.embedding`, :mod:`reconstruct.hull` and
+:mod:`reconstruct.tumbler` validate inputs and call them. Numba options live in
+:data:`JIT` / :data:`JIT_PARALLEL`. Every batch kernel treats each configuration on
+its own, so results do not depend on the number of threads.
+
+Why not ``numpy.linalg.eigh``: for 30 x 30 matrices it runs at about 16,000
+matrices/s on this machine (LAPACK ``dsyevd`` computes all 30 eigenvectors), which
+alone is below the 20,000 configurations/s the pipeline needs. We need the whole
+spectrum (for the quality scores) but only two eigenvectors, which is what the
+classic route gives cheaply (Golub & Van Loan, *Matrix Computations*, 4th ed.):
+
+1. Householder reduction to tridiagonal form, T = Q^T G Q (GVL Alg. 8.3.1);
+2. all eigenvalues of T by the implicit QL algorithm with Wilkinson shifts
+   (Bowdler, Martin, Reinsch & Wilkinson 1968, ``tql1``; Numerical Recipes ``tqli``);
+3. the two eigenvectors of T by inverse iteration with the computed eigenvalues,
+   tridiagonal LU with partial pivoting and tiny pivots replaced by eps ||T||, and
+   Gram-Schmidt against the first vector (GVL Sec. 8.2.2; LAPACK ``dstein``);
+4. back-transformation u = Q y with the stored Householder vectors.
+
+:func:`reconstruct.embedding.embed_gram` with ``method="lapack"`` is the slow,
+obviously-correct reference (``numpy.linalg.eigh``) that the tests compare against.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+JIT_PARALLEL = {**JIT, "parallel": True}
+
+EPS = 2.220446049250313e-16  # float64 machine epsilon
+
+# Gram variants (codes shared with reconstruct.gram).
+GRAM_CENTERED = 0
+GRAM_REFERENCE = 1
+
+# Relative size below which a mirror-odd statistic counts as zero (reflection rule).
+MIRROR_TOL = 1e-9
+
+
+# ------------------------------------------------------------------- validation
+@njit(**JIT)
+def _distance_defects(dist, out):
+    """One pass over each matrix dist[k] (N, N): out[k] = [all finite (1/0), largest
+    |d_ij|, largest |d_ij - d_ji|, smallest d_ij, largest |d_ii|]."""
+    m, n = dist.shape[0], dist.shape[1]
+    for k in range(m):
+        finite = 1.0
+        big = 0.0
+        asym = 0.0
+        low = np.inf
+        diag = 0.0
+        for i in range(n):
+            for j in range(n):
+                v = dist[k, i, j]
+                if not math.isfinite(v):
+                    finite = 0.0
+                big = max(big, abs(v))
+                low = min(low, v)
+                if j > i:
+                    asym = max(asym, abs(v - dist[k, j, i]))
+            diag = max(diag, abs(dist[k, i, i]))
+        out[k, 0] = finite
+        out[k, 1] = big
+        out[k, 2] = asym
+        out[k, 3] = low
+        out[k, 4] = diag
+
+
+# --------------------------------------------------------------------------- Gram
+@njit(**JIT)
+def _gram_into(d, variant, ref, scale, g):
+    """Fill g (N, N) with the Gram matrix of distances d (N, N) divided by ``scale``.
+
+    centered:  g = -1/2 J D2 J, J = I - 11^T/N   (Torgerson 1952; Gower 1966)
+    reference: g_ij = (d_ir^2 + d_jr^2 - d_ij^2) / 2  (particle r at the origin)
+    """
+    n = d.shape[0]
+    inv = 1.0 / scale
+    if variant == GRAM_REFERENCE:
+        for i in range(n):
+            a = d[i, ref] * inv
+            for j in range(n):
+                b = d[j, ref] * inv
+                c = d[i, j] * inv
+                g[i, j] = 0.5 * (a * a + b * b - c * c)
+        return
+    row = np.zeros(n)
+    tot = 0.0
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            c = d[i, j] * inv
+            c2 = c * c
+            g[i, j] = c2
+            s += c2
+        row[i] = s / n
+        tot += s
+    tot /= n * n
+    for i in range(n):
+        for j in range(n):
+            g[i, j] = -0.5 * (g[i, j] - row[i] - row[j] + tot)
+
+
+@njit(**JIT)
+def _symmetrize(g):
+    n = g.shape[0]
+    for i in range(n):
+        for j in range(i):
+            v = 0.5 * (g[i, j] + g[j, i])
+            g[i, j] = v
+            g[j, i] = v
+
+
+# ------------------------------------------------------------------- eigensolver
+@njit(**JIT)
+def _tridiagonalize(a, d, e, beta, p):
+    """Householder reduction of the symmetric a (N, N), destroyed, to T = Q^T a Q.
+
+    On return d (N,) is the diagonal of T, e (N,) its subdiagonal (e[k] couples k
+    and k+1, e[N-1] = 0), and Q = H_0 H_1 ... H_{N-3} with H_k = I - beta[k] v v^T,
+    v = a[k, k+1:] (GVL Alg. 8.3.1). Only the lower triangle of a is read and
+    updated (as LAPACK dsytd2 with uplo = 'L': symmetric matrix-vector product and
+    rank-2 update on the lower triangle); v is kept in row k, whose upper part is
+    not used by the lower storage, so that the inner loops run over contiguous
+    memory. p (N,) is workspace.
+    """
+    n = a.shape[0]
+    for k in range(n - 2):
+        m0 = k + 1
+        s = 0.0
+        for i in range(m0 + 1, n):
+            s += a[i, k] * a[i, k]
+        x0 = a[m0, k]
+        d[k] = a[k, k]
+        if s == 0.0:  # already tridiagonal in this column
+            beta[k] = 0.0
+            e[k] = x0
+            continue
+        norm = math.sqrt(x0 * x0 + s)
+        alpha = -norm if x0 >= 0.0 else norm
+        a[k, m0] = x0 - alpha  # v = x - alpha e_1, stored in row k
+        for i in range(m0 + 1, n):
+            a[k, i] = a[i, k]
+        b = 2.0 / (a[k, m0] * a[k, m0] + s)
+        beta[k] = b
+        e[k] = alpha
+        # p = b A v (lower triangle only)
+        for i in range(m0, n):
+            p[i] = 0.0
+        for i in range(m0, n):
+            vi = a[k, i]
+            t = a[i, i] * vi
+            for j in range(m0, i):
+                t += a[i, j] * a[k, j]
+                p[j] += a[i, j] * vi
+            p[i] += t
+        pv = 0.0
+        for i in range(m0, n):
+            p[i] *= b
+            pv += p[i] * a[k, i]
+        # w = p - (b/2)(p.v) v ;  A <- A - v w^T - w v^T  (lower triangle)
+        kk = 0.5 * b * pv
+        for i in range(m0, n):
+            p[i] -= kk * a[k, i]
+        for i in range(m0, n):
+            vi = a[k, i]
+            wi = p[i]
+            for j in range(m0, i + 1):
+                a[i, j] -= vi * p[j] + wi * a[k, j]
+    for k in range(max(n - 2, 0), n):
+        d[k] = a[k, k]
+    if n >= 2:
+        e[n - 2] = a[n - 1, n - 2]
+        beta[n - 2] = 0.0
+    e[n - 1] = 0.0
+    beta[n - 1] = 0.0
+
+
+@njit(**JIT)
+def _back_transform(a, beta, y):
+    """y <- Q y with Q from :func:`_tridiagonalize` (vectors stored in the rows of a)."""
+    n = a.shape[0]
+    for k in range(n - 3, -1, -1):
+        b = beta[k]
+        if b == 0.0:
+            continue
+        s = 0.0
+        for i in range(k + 1, n):
+            s += a[k, i] * y[i]
+        s *= b
+        for i in range(k + 1, n):
+            y[i] -= s * a[k, i]
+
+
+@njit(**JIT)
+def _tql_eigenvalues(d, e, tnorm):
+    """All eigenvalues of the symmetric tridiagonal (d, e) by implicit QL with
+    Wilkinson shifts (tql1 / NR tqli without vectors). d, e (N,) are overwritten;
+    the eigenvalues end up in d (unsorted). Returns False if an eigenvalue took more
+    than 60 iterations (never seen; the caller then falls back to LAPACK).
+
+    Deflation is absolute, |e_m| <= eps ||T|| (tnorm = ||T||_inf): the eigenvalues
+    are only ever accurate to eps ||T|| anyway, and this stops the iteration from
+    resolving the rounding-level spectrum of exact low-rank Gram matrices.
+    Entries must be O(1) (the callers scale G), so sqrt(f^2 + g^2) cannot overflow.
+    """
+    n = d.shape[0]
+    tol = EPS * tnorm
+    for l in range(n):
+        it = 0
+        while True:
+            m = l
+            while m < n - 1:
+                dd = abs(d[m]) + abs(d[m + 1])
+                if abs(e[m]) <= EPS * dd or abs(e[m]) <= tol:
+                    break
+                m += 1
+            if m == l:
+                break
+            it += 1
+            if it > 60:
+                return False
+            g = (d[l + 1] - d[l]) / (2.0 * e[l])
+            r = math.sqrt(g * g + 1.0) if abs(g) < 1e150 else abs(g)
+            g = d[m] - d[l] + e[l] / (g + (r if g >= 0.0 else -r))
+            s = 1.0
+            c = 1.0
+            p = 0.0
+            i = m - 1
+            early = False
+            while i >= l:
+                f = s * e[i]
+                b = c * e[i]
+                r = math.sqrt(f * f + g * g)
+                e[i + 1] = r
+                if r == 0.0:  # underflow: split and restart
+                    d[i + 1] -= p
+                    e[m] = 0.0
+                    early = True
+                    break
+                s = f / r
+                c = g / r
+                g = d[i + 1] - p
+                r = (d[i] - g) * s + 2.0 * c * b
+                p = s * r
+                d[i + 1] = g + p
+                g = c * r - b
+                i -= 1
+            if early:
+                continue
+            d[l] -= p
+            e[l] = g
+            e[m] = 0.0
+    return True
+
+
+@njit(**JIT)
+def _inverse_iteration(d, e, lam, tnorm, y, prev, has_prev, u0, u1, u2, mult, swap):
+    """Eigenvector y (N,) of the tridiagonal (d, e) for the eigenvalue ``lam`` by
+    inverse iteration: LU of T - lam I with partial pivoting, pivots below
+    eps ||T|| replaced by eps ||T||; y is orthogonalised against ``prev`` when
+    ``has_prev`` (clusters of equal eigenvalues). y holds the start vector on entry."""
+    n = d.shape[0]
+    tiny = EPS * tnorm
+    if tiny == 0.0:
+        tiny = 1e-300
+    # factorise T - lam I = P L U, U with two superdiagonals
+    cd = d[0] - lam
+    cs = e[0] if n > 1 else 0.0
+    for k in range(n - 1):
+        ek = e[k]
+        dk1 = d[k + 1] - lam
+        ek1 = e[k + 1] if k + 1 < n - 1 else 0.0
+        if abs(cd) >= abs(ek):
+            swap[k] = False
+            if abs(cd) < tiny:
+                cd = tiny
+            mk = ek / cd
+            u0[k] = cd
+            u1[k] = cs
+            u2[k] = 0.0
+            cd = dk1 - mk * cs
+            cs = ek1
+        else:
+            swap[k] = True
+            mk = cd / ek
+            u0[k] = ek
+            u1[k] = dk1
+            u2[k] = ek1
+            cd = cs - mk * dk1
+            cs = -mk * ek1
+        mult[k] = mk
+    if abs(cd) < tiny:
+        cd = tiny
+    u0[n - 1] = cd
+    for _ in range(4):
+        if has_prev:
+            dot = 0.0
+            for i in range(n):
+                dot += y[i] * prev[i]
+            for i in range(n):
+                y[i] -= dot * prev[i]
+        # forward: apply P and L^-1
+        for k in range(n - 1):
+            if swap[k]:
+                t = y[k]
+                y[k] = y[k + 1]
+                y[k + 1] = t - mult[k] * y[k + 1]
+            else:
+                y[k + 1] -= mult[k] * y[k]
+        # back substitution with U
+        y[n - 1] /= u0[n - 1]
+        if n >= 2:
+            y[n - 2] = (y[n - 2] - u1[n - 2] * y[n - 1]) / u0[n - 2]
+        for k in range(n - 3, -1, -1):
+            y[k] = (y[k] - u1[k] * y[k + 1] - u2[k] * y[k + 2]) / u0[k]
+        if has_prev:
+            dot = 0.0
+            for i in range(n):
+                dot += y[i] * prev[i]
+            for i in range(n):
+                y[i] -= dot * prev[i]
+        nrm = 0.0
+        for i in range(n):
+            nrm += y[i] * y[i]
+        nrm = math.sqrt(nrm)
+        if not (nrm > 0.0) or not math.isfinite(nrm):
+            # start again from a unit vector orthogonal to prev
+            for i in range(n):
+                y[i] = 0.0
+            j = 0
+            if has_prev:
+                best = 2.0
+                for i in range(n):
+                    if abs(prev[i]) < best:
+                        best = abs(prev[i])
+                        j = i
+            y[j] = 1.0
+            continue
+        for i in range(n):
+            y[i] /= nrm
+        # residual ||T y - lam y|| / ||T||
+        res = 0.0
+        for i in range(n):
+            t = (d[i] - lam) * y[i]
+            if i > 0:
+                t += e[i - 1] * y[i - 1]
+            if i < n - 1:
+                t += e[i] * y[i + 1]
+            res += t * t
+        if math.sqrt(res) <= 64.0 * EPS * tnorm:
+            break
+
+
+@njit(**JIT)
+def _embed_one(g, coords, lam_out, work):
+    """Top-two eigen-embedding of the symmetric g (N, N) (destroyed).
+
+    Writes coords (N, 2) = [sqrt(max(l1, 0)) u1, sqrt(max(l2, 0)) u2] and all
+    eigenvalues to lam_out (N,), descending. Returns False if the QL iteration did
+    not converge (the caller falls back to LAPACK). work: (9, N) scratch.
+    """
+    n = g.shape[0]
+    d = work[0]
+    e = work[1]
+    beta = work[2]
+    y = work[3]
+    y1 = work[4]
+    u0 = work[5]
+    u1 = work[6]
+    u2 = work[7]
+    mult = work[8]
+    swap = np.zeros(n, dtype=np.bool_)
+    _tridiagonalize(g, d, e, beta, y)
+    tnorm = 0.0
+    for i in range(n):
+        t = abs(d[i]) + (abs(e[i - 1]) if i > 0 else 0.0) + abs(e[i])
+        if t > tnorm:
+            tnorm = t
+    dd = d.copy()
+    ee = e.copy()
+    ok = _tql_eigenvalues(dd, ee, tnorm)
+    if not ok:
+        return False
+    lam = np.sort(dd)[::-1]
+    for i in range(n):
+        lam_out[i] = lam[i]
+    ncomp = 2 if n >= 2 else 1
+    for c in range(2):
+        for i in range(n):
+            coords[i, c] = 0.0
+    for c in range(ncomp):
+        # deterministic start vector with no special symmetry
+        for i in range(n):
+            y[i] = 1.0 + 0.5 * math.sin(1.0 + 2.3 * i + 0.7 * c)
+        _inverse_iteration(d, e, lam[c], tnorm, y, y1, c == 1, u0, u1, u2, mult, swap)
+        if c == 0:
+            for i in range(n):
+                y1[i] = y[i]
+        _back_transform(g, beta, y)
+        # sign convention: the largest component is positive
+        big = 0
+        for i in range(n):
+            if abs(y[i]) > abs(y[big]):
+                big = i
+        sgn = -1.0 if y[big] < 0.0 else 1.0
+        s = math.sqrt(lam[c]) if lam[c] > 0.0 else 0.0
+        for i in range(n):
+            coords[i, c] = sgn * s * y[i]
+    return True
+
+
+@njit(**JIT)
+def _scores(lam, out_resid, out_neg):
+    """Distance of a spectrum lam (N,), descending, from a 2D Euclidean one:
+    (||G - G_2||_F / ||G||_F, sum|lam<0| / sum|lam|); both 0 for G = 0."""
+    n = lam.shape[0]
+    fro2 = 0.0
+    out2 = 0.0
+    neg = 0.0
+    tot = 0.0
+    for i in range(n):
+        l2 = lam[i] * lam[i]
+        fro2 += l2
+        if i >= 2 or lam[i] < 0.0:
+            out2 += l2
+        tot += abs(lam[i])
+        if lam[i] < 0.0:
+            neg -= lam[i]
+    r = math.sqrt(out2 / fro2) if fro2 > 0.0 else 0.0
+    out_resid[0] = min(r, 1.0)
+    out_neg[0] = neg / tot if tot > 0.0 else 0.0
+
+
+@njit(**JIT_PARALLEL)
+def _embed_distances_batch(dist, variant, ref, coords, lam, resid, neg, ok):
+    """Gram matrix + top-two embedding of each distance matrix dist[k] (N, N).
+
+    Distances are divided by their maximum before squaring (no overflow, scale-free
+    tolerances) and coordinates/eigenvalues are scaled back. ok[k] is False where
+    the QL iteration failed; those rows are recomputed by the caller with LAPACK.
+    """
+    m, n = dist.shape[0], dist.shape[1]
+    for k in prange(m):
+        g = np.empty((n, n))
+        work = np.empty((9, n))
+        scale = 0.0
+        for i in range(n):
+            for j in range(n):
+                if dist[k, i, j] > scale:
+                    scale = dist[k, i, j]
+        if scale == 0.0:
+            scale = 1.0
+        _gram_into(dist[k], variant, ref, scale, g)
+        _symmetrize(g)
+        ok[k] = _embed_one(g, coords[k], lam[k], work)
+        _scores(lam[k], resid[k:k + 1], neg[k:k + 1])  # scale-free: before rescaling
+        for i in range(n):
+            coords[k, i, 0] *= scale
+            coords[k, i, 1] *= scale
+            lam[k, i] *= scale * scale
+
+
+@njit(**JIT)
+def _embed_gram_batch(gram, coords, lam, resid, neg, ok):
+    """Top-two embedding of each symmetric Gram matrix gram[k] (N, N), scaled by its
+    largest absolute entry. Serial: not on the hot path, and parallel kernels take
+    several times longer to compile."""
+    m, n = gram.shape[0], gram.shape[1]
+    for k in range(m):
+        g = np.empty((n, n))
+        work = np.empty((9, n))
+        scale = 0.0
+        for i in range(n):
+            for j in range(n):
+                if abs(gram[k, i, j]) > scale:
+                    scale = abs(gram[k, i, j])
+        if scale == 0.0:
+            scale = 1.0
+        for i in range(n):
+            for j in range(n):
+                g[i, j] = gram[k, i, j] / scale
+        _symmetrize(g)
+        ok[k] = _embed_one(g, coords[k], lam[k], work)
+        _scores(lam[k], resid[k:k + 1], neg[k:k + 1])  # scale-free: before rescaling
+        root = math.sqrt(scale)
+        for i in range(n):
+            coords[k, i, 0] *= root
+            coords[k, i, 1] *= root
+            lam[k, i] *= scale
+
+
+# -------------------------------------------------------------------------- hull
+@njit(**JIT)
+def _cross(ox, oy, ax, ay, bx, by):
+    return (ax - ox) * (by - oy) - (ay - oy) * (bx - ox)
+
+
+@njit(**JIT)
+def _convex_hull(x, y, order, hull):
+    """Andrew's monotone chain (Andrew 1979). Writes the hull vertex indices in
+    counter-clockwise order, starting from the lexicographically smallest point, to
+    hull (2N,) and returns their number h. Collinear boundary points are dropped;
+    h == 1 for coincident points, h == 2 for collinear ones. order (N,) is workspace.
+    """
+    n = x.shape[0]
+    for i in range(n):
+        order[i] = i
+    for i in range(1, n):  # insertion sort by (x, y)
+        j = i
+        oi = order[i]
+        while j > 0:
+            oj = order[j - 1]
+            if x[oj] > x[oi] or (x[oj] == x[oi] and y[oj] > y[oi]):
+                order[j] = oj
+                j -= 1
+            else:
+                break
+        order[j] = oi
+    if n == 1:
+        hull[0] = order[0]
+        return 1
+    k = 0
+    for t in range(n):
+        i = order[t]
+        while k >= 2 and _cross(x[hull[k - 2]], y[hull[k - 2]], x[hull[k - 1]],
+                                y[hull[k - 1]], x[i], y[i]) <= 0.0:
+            k -= 1
+        hull[k] = i
+        k += 1
+    lo = k + 1
+    for t in range(n - 2, -1, -1):
+        i = order[t]
+        while k >= lo and _cross(x[hull[k - 2]], y[hull[k - 2]], x[hull[k - 1]],
+                                 y[hull[k - 1]], x[i], y[i]) <= 0.0:
+            k -= 1
+        hull[k] = i
+        k += 1
+    h = k - 1
+    if h == 2 and x[hull[0]] == x[hull[1]] and y[hull[0]] == y[hull[1]]:
+        h = 1
+    return h
+
+
+@njit(**JIT)
+def _convex_hull_batch(pos, hulls, counts):
+    """Hull of each configuration pos[k] (N, 2) (serial; the tumbler has its own)."""
+    m, n = pos.shape[0], pos.shape[1]
+    for k in range(m):
+        order = np.empty(n, dtype=np.int64)
+        x = pos[k, :, 0].copy()
+        y = pos[k, :, 1].copy()
+        counts[k] = _convex_hull(x, y, order, hulls[k])
+
+
+# ----------------------------------------------------------------------- tumbler
+@njit(**JIT)
+def _tumble_one(x, y, box, out, hull, order, info):
+    """Rest the configuration (x, y) (N,) on the hull edge closest to its centre of
+    mass; see :mod:`reconstruct.tumbler` for the rules. Writes out (N, 2) and
+    info = [width, height, com_height, edge_a, edge_b, reflected]."""
+    n = x.shape[0]
+    cx = 0.0
+    cy = 0.0
+    for i in range(n):
+        cx += x[i]
+        cy += y[i]
+    cx /= n
+    cy /= n
+    h = _convex_hull(x, y, order, hull)
+    # pick the edge whose supporting line is closest to the centre of mass
+    best = np.inf
+    ia = -1
+    ib = -1
+    ux = 1.0
+    uy = 0.0
+    if h >= 2:
+        for t in range(h):
+            a = hull[t]
+            b = hull[(t + 1) % h]
+            dx = x[b] - x[a]
+            dy = y[b] - y[a]
+            ln = math.hypot(dx, dy)
+            if ln == 0.0:
+                continue
+            dist = abs(dx * (cy - y[a]) - dy * (cx - x[a])) / ln
+            if dist < best:
+                best = dist
+                ia = a
+                ib = b
+                ux = dx / ln
+                uy = dy / ln
+    if ia < 0:  # all points coincide: a single point on the floor, mid-box
+        for i in range(n):
+            out[i, 0] = 0.5 * box
+            out[i, 1] = 0.0
+        info[0] = 0.0
+        info[1] = 0.0
+        info[2] = 0.0
+        info[3] = hull[0]
+        info[4] = hull[0]
+        info[5] = 0.0
+        return
+    # rotate: edge direction -> +x, so the interior (left of a CCW edge) is above
+    rmax = 0.0
+    for i in range(n):
+        rmax = max(rmax, abs(x[i] - cx), abs(y[i] - cy))
+    inv = 1.0 / rmax  # moments in units of the size: no overflow at any scale
+    m3 = 0.0
+    a3 = 0.0
+    mxy = 0.0
+    axy = 0.0
+    for i in range(n):
+        px = x[i] - cx
+        py = y[i] - cy
+        rx = ux * px + uy * py
+        ry = -uy * px + ux * py
+        out[i, 0] = rx
+        out[i, 1] = ry
+        sx = rx * inv
+        sy = ry * inv
+        m3 += sx * sx * sx
+        a3 += abs(sx * sx * sx)
+        mxy += sx * sy
+        axy += abs(sx * sy)
+    # reflection rule: third moment of x >= 0, ties broken by cov(x, y) >= 0
+    reflect = False
+    if abs(m3) > MIRROR_TOL * a3:
+        reflect = m3 < 0.0
+    elif abs(mxy) > MIRROR_TOL * axy:
+        reflect = mxy < 0.0
+    xmin = np.inf
+    xmax = -np.inf
+    ymin = np.inf
+    ymax = -np.inf
+    for i in range(n):
+        if reflect:
+            out[i, 0] = -out[i, 0]
+        xmin = min(xmin, out[i, 0])
+        xmax = max(xmax, out[i, 0])
+        ymin = min(ymin, out[i, 1])
+        ymax = max(ymax, out[i, 1])
+    width = xmax - xmin
+    height = ymax - ymin
+    shift_x = 0.5 * box - 0.5 * (xmin + xmax)
+    slack = 1e-9 * box  # rounding-level overshoot that is clamped
+    for i in range(n):
+        px = out[i, 0] + shift_x
+        py = out[i, 1] - ymin
+        if width <= box + slack:
+            px = min(max(px, 0.0), box)
+        if height <= box + slack:
+            py = min(py, box)
+        out[i, 0] = px
+        out[i, 1] = py
+    info[0] = width
+    info[1] = height
+    info[2] = -ymin
+    info[3] = ia
+    info[4] = ib
+    info[5] = 1.0 if reflect else 0.0
+
+
+@njit(**JIT_PARALLEL)
+def _tumble_batch(coords, box, out, info):
+    """Tumble every configuration coords[k] (N, 2); info (M, 6) as in _tumble_one."""
+    m, n = coords.shape[0], coords.shape[1]
+    for k in prange(m):
+        hull = np.empty(2 * n + 1, dtype=np.int64)
+        order = np.empty(n, dtype=np.int64)
+        x = coords[k, :, 0].copy()
+        y = coords[k, :, 1].copy()
+        _tumble_one(x, y, box, out[k], hull, order, info[k])
