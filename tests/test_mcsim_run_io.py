@@ -143,6 +143,18 @@ def test_xyz_export_parses_back(tmp_path):
         assert np.all(xyz[:, 2] == 0)
 
 
+def test_xyz_export_reads_in_ase(tmp_path):
+    ase_io = pytest.importorskip("ase.io")
+    pos = np.random.default_rng(1).uniform(0, 10, (4, 6, 2))
+    path = write_xyz(tmp_path / "c.xyz", pos, box=10.0, gamma=np.full(4, 0.7))
+    frames = ase_io.read(path, index=":")
+    assert len(frames) == 4
+    for k, atoms in enumerate(frames):
+        np.testing.assert_allclose(atoms.positions[:, :2], pos[k], atol=1e-9)
+        np.testing.assert_allclose(atoms.cell.lengths(), [10.0, 10.0, 1.0])
+        assert atoms.info["gamma"] == pytest.approx(0.7)
+
+
 # ---------------------------------------------------------------------------- CLI
 def test_simulate_cli_writes_dataset_plot_and_xyz(tmp_path, capsys):
     out = tmp_path / "run.h5"
