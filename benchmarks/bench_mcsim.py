@@ -121,7 +121,8 @@ def full_dataset() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "study.h5"
         t0 = time.perf_counter()
-        summary = run_simulation(cfg, out, chunk_size=1000, check_samples=0, n_traces=0)
+        summary = run_simulation(cfg, out, chunk_size=1000, check_samples=0, n_traces=0,
+                                 progress=False)
         dt = time.perf_counter() - t0
     print(f"study dataset, real run (40,000 samples, sampling + HDF5 writing, no checks): "
           f"{dt:.1f} s = {dt / 60:.2f} min")
