@@ -1,0 +1,247 @@
+"""Checkpoints: weights + full config + dataset description, loaded without running code.
+
+A checkpoint is a ``torch.save`` file holding only tensors, numbers and strings:
+
+==================  ========================================================
+key                 content
+==================  ========================================================
+``format``          ``"ljvae-vae-checkpoint"``; ``format_version``
+``config``          the :class:`vae.config.RunConfig` as JSON
+``data_info``       :class:`DataInfo` as JSON: N, L, dataset fingerprint, files,
+                    gamma values, split sizes
+``model``           the model's ``state_dict``
+``split``           int64 index tensors ``train``, ``val``, ``test``
+``epoch``           the last finished epoch (1-based)
+``history``         JSON list of per-epoch records
+``train_state``     optimiser / scheduler state, RNG states, early-stopping state
+                    (``last.pt`` only; needed by ``--resume``)
+==================  ========================================================
+
+It is read with ``torch.load(weights_only=True)``, which refuses pickled code, so a
+checkpoint alone rebuilds the model (:func:`load_model`) and turns new positions into
+inputs with the saved representation, sort key and scaling (:class:`TrainedVAE`);
+data with another N, box, or input shape is rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mcsim.clitools import UserError, atomic_output
+from vae.config import ConfigError, RunConfig
+from vae.data import Split, input_shape, make_inputs
+from vae.models import VAE, build_model
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "DataInfo",
+    "Checkpoint",
+    "TrainedVAE",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_model",
+]
+
+CHECKPOINT_FORMAT = "ljvae-vae-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable, or does not fit the data."""
+
+
+@dataclass
+class DataInfo:
+    """What a model was trained on.
+
+    Attributes:
+        n_particles: N.
+        box: box side L, sigma.
+        fingerprint: :func:`vae.data.dataset_fingerprint` of the (subsampled) data.
+        files: the dataset files, as given.
+        gammas: distinct gamma values.
+        n_configs: number of configurations (after subsampling).
+    """
+
+    n_particles: int
+    box: float
+    fingerprint: str
+    files: list[str] = field(default_factory=list)
+    gammas: list[float] = field(default_factory=list)
+    n_configs: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DataInfo:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint (see the module docstring); ``train_state`` is None for
+    ``best.pt``."""
+
+    config: RunConfig
+    info: DataInfo
+    state_dict: dict[str, torch.Tensor]
+    split: Split
+    epoch: int
+    history: list[dict[str, Any]]
+    train_state: dict[str, Any] | None
+    path: Path | None = None
+
+
+def save_checkpoint(path: str | os.PathLike, model: VAE, config: RunConfig, info: DataInfo,
+                    split: Split, *, epoch: int, history: list[dict[str, Any]],
+                    train_state: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint atomically (a temporary file renamed into place), so an
+    interruption never leaves a half-written checkpoint."""
+    payload: dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "config": config.to_json(),
+        "data_info": info.to_json(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "split": {k: torch.as_tensor(getattr(split, k), dtype=torch.int64)
+                  for k in ("train", "val", "test")},
+        "epoch": int(epoch),
+        "history": json.dumps(history),
+    }
+    if train_state is not None:
+        payload["train_state"] = train_state
+    with atomic_output(path, overwrite=True) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Checkpoint:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (no code is executed).
+
+    Raises:
+        CheckpointError: missing or unreadable file, or not an ljvae VAE checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such checkpoint")
+    try:
+        d = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # any unpickling failure means a bad file
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{p}: not a loadable checkpoint ({msg[:200]})") from None
+    if not isinstance(d, dict) or d.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{p}: not an ljvae VAE checkpoint")
+    if int(d.get("format_version", 0)) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{p}: checkpoint format {d['format_version']} is newer than "
+                              "this ljvae")
+    try:
+        config = RunConfig.from_json(d["config"])
+        info = DataInfo.from_json(d["data_info"])
+        split = Split(*(d["split"][k].numpy().astype(np.int64) for k in ("train", "val", "test")))
+        history = json.loads(d["history"])
+        epoch = int(d["epoch"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{p}: incomplete or inconsistent checkpoint ({exc})") from None
+    return Checkpoint(config, info, d["model"], split, epoch, history, d.get("train_state"), p)
+
+
+class TrainedVAE:
+    """A model with everything needed to use it on new data.
+
+    Attributes:
+        model: the :class:`vae.models.VAE`, in eval mode.
+        config: its :class:`RunConfig`.
+        info: its :class:`DataInfo`.
+        split: the train/val/test split of the training data.
+    """
+
+    def __init__(self, model: VAE, config: RunConfig, info: DataInfo, split: Split,
+                 epoch: int = 0) -> None:
+        self.model, self.config, self.info, self.split, self.epoch = (
+            model.eval(), config, info, split, epoch)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input: (1, N, N), (N, 2) or (1, H, W)."""
+        return input_shape(self.config.data, self.info.n_particles, self.info.box)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def check_positions(self, positions: np.ndarray, box: float | None = None) -> None:
+        """Reject positions (M, N, 2) whose N or box differ from the training data's."""
+        pos = np.asarray(positions)
+        if pos.ndim != 3 or pos.shape[2] != 2:
+            raise CheckpointError(f"positions: expected shape (M, N, 2), got {pos.shape}")
+        if pos.shape[1] != self.info.n_particles:
+            raise CheckpointError(f"data has N={pos.shape[1]} particles but the model was "
+                                  f"trained on N={self.info.n_particles}")
+        if box is not None and not np.isclose(box, self.info.box, rtol=1e-9):
+            raise CheckpointError(f"data has box L={box:g} but the model was trained on "
+                                  f"L={self.info.box:g}")
+        if not np.all(np.isfinite(pos)):
+            raise CheckpointError("positions contain NaN or inf")
+
+    def inputs(self, positions: np.ndarray, box: float | None = None) -> np.ndarray:
+        """Network inputs for positions (M, N, 2) in sigma, with the saved representation,
+        sort key and scaling (float32)."""
+        self.check_positions(positions, box)
+        return make_inputs(positions, self.info.box, self.config.data)
+
+    def check_inputs(self, x: np.ndarray | torch.Tensor) -> None:
+        """Reject inputs whose shape is not this model's representation."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise CheckpointError(
+                f"inputs have shape {tuple(x.shape[1:])} per configuration, but the model "
+                f"takes {self.config.data.representation!r} inputs of shape "
+                f"{self.input_shape} (N={self.info.n_particles})")
+
+    @torch.no_grad()
+    def encode(self, x: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """(mu_z, logvar_z), each (M, D) float32, for inputs ``x`` (see :meth:`inputs`)."""
+        self.check_inputs(x)
+        mus, lvs = [], []
+        for a in range(0, len(x), batch_size):
+            xb = torch.as_tensor(np.asarray(x[a:a + batch_size]), device=self.device)
+            mu, lv = self.model.encode(xb)
+            mus.append(mu.cpu().numpy())
+            lvs.append(lv.cpu().numpy())
+        d = self.model.latent_dim
+        if not mus:
+            return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
+        return np.concatenate(mus), np.concatenate(lvs)
+
+    @torch.no_grad()
+    def decode(self, z: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Decoded inputs for latent vectors z (M, D): (M, *input_shape), float32."""
+        z = np.asarray(z, dtype=np.float32)
+        out = [self.model.decode(torch.as_tensor(z[a:a + batch_size], device=self.device))
+               .cpu().numpy() for a in range(0, len(z), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, *self.input_shape), np.float32)
+
+    def reconstruct(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Deterministic reconstruction decode(mu_z(x)) of inputs x."""
+        mu, _ = self.encode(x, batch_size)
+        return self.decode(mu, batch_size)
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
+    """Rebuild the trained model from a checkpoint file alone."""
+    ck = load_checkpoint(path, map_location=device)
+    model = build_model(ck.config, ck.info.n_particles, ck.info.box)
+    try:
+        model.load_state_dict(ck.state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match the saved architecture "
+                              f"({str(exc).splitlines()[0]})") from None
+    return TrainedVAE(model.to(device), ck.config, ck.info, ck.split, ck.epoch)

@@ -1,0 +1,233 @@
+"""``train-vae``: train a VAE on ljvae dataset files, analyse its latent space, or sweep.
+
+Examples::
+
+    train-vae --data g0.1.h5 g0.4.h5 g0.7.h5 g1.0.h5 --out runs/default
+    train-vae --data study.h5 --out runs/study --arch study          # the study's network
+    train-vae --data study.h5 --out runs/default --resume            # after an interruption
+    train-vae --data study.h5 --out runs/fc --representation coords --arch fc
+    train-vae --data study.h5 --out runs/grid --representation grid
+    train-vae --data study.h5 --out runs/sweep --latent-dim 10 20 40 --lambda 1e-4 3.5e-4 1e-3
+    train-vae --data study.h5 --out runs/demo --quick                # small, fast run
+
+Several values of ``--latent-dim`` and/or ``--lambda`` (``--beta``) run a sweep: one run
+per combination in ``<out>/ld<D>_w<weight>/`` plus ``sweep.csv`` and ``sweep.png``.
+A single run writes checkpoints, history, loss curve and test metrics to ``<out>`` and
+the latent analysis (PCA, t-SNE, KL ranking, traversals, origin, gamma probe) to
+``<out>/analysis`` (skip with ``--no-analysis``).
+
+Bad input (missing or corrupt files, mixed N, NaN, invalid options) gives a one-line
+error and exit code 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from mcsim.clitools import (
+    ArgumentParser,
+    UserError,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+    run_cli,
+)
+from vae.config import (
+    ARCHS,
+    LR_SCHEDULES,
+    REPRESENTATIONS,
+    SCALINGS,
+    SORT_KEYS,
+    RunConfig,
+)
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+QUICK_EPOCHS = 3
+QUICK_PER_GAMMA = 200
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="train-vae",
+        description="Train a variational autoencoder on ljvae Monte Carlo datasets.",
+        epilog="Defaults reproduce the study's data handling (corner sort, L*sqrt(2) "
+               "scaling, lambda = 3.5e-4, Adam 1e-3, batch 128) with the cheaper "
+               "default conv architecture; --arch study selects the study's network.")
+    io = p.add_argument_group("input and output")
+    io.add_argument("--data", nargs="+", required=True, metavar="FILE",
+                    help="ljvae dataset files (HDF5), concatenated")
+    io.add_argument("--out", required=True, metavar="DIR", help="run directory")
+    io.add_argument("--config", metavar="JSON",
+                    help="start from a saved config.json; options given here override it")
+    io.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run in --out from last.pt")
+    io.add_argument("--overwrite", action="store_true",
+                    help="replace the contents of a non-empty --out")
+    io.add_argument("--quick", action="store_true",
+                    help=f"small demo run: {QUICK_PER_GAMMA} configurations per gamma, "
+                         f"{QUICK_EPOCHS} epochs (unless given), small t-SNE")
+    io.add_argument("--no-analysis", action="store_true", help="skip the latent analysis")
+    io.add_argument("--no-progress", action="store_true", help="no progress bars")
+    d = p.add_argument_group("data representation")
+    d.add_argument("--representation", choices=REPRESENTATIONS,
+                   help="distance matrices (default), coordinates, occupancy grids")
+    d.add_argument("--sort", choices=SORT_KEYS,
+                   help="particle order (default corner: x^2 + y^2, the study's)")
+    d.add_argument("--scaling", choices=SCALINGS,
+                   help="length unit (default study: L*sqrt(2))")
+    d.add_argument("--grid-cell", type=positive_float, metavar="SIGMA",
+                   help="occupancy-grid cell side (default 0.5)")
+    d.add_argument("--val-fraction", type=positive_float, help="default 0.1")
+    d.add_argument("--test-fraction", type=positive_float, help="default 0.2")
+    d.add_argument("--split-seed", type=nonneg_int, help="seed of the split (default 0)")
+    d.add_argument("--max-per-gamma", type=positive_int, metavar="M",
+                   help="use at most M configurations per gamma")
+    m = p.add_argument_group("model and loss")
+    m.add_argument("--arch", choices=ARCHS, help="conv (default), study, fc")
+    m.add_argument("--latent-dim", type=positive_int, nargs="+", metavar="D",
+                   help="latent dimension (default 40); several values run a sweep")
+    m.add_argument("--channels", type=positive_int, nargs="+",
+                   help="conv channels per level (default 32 64)")
+    m.add_argument("--patch", type=positive_int,
+                   help="patch side of the first conv layer (default 3; 2 for grids)")
+    m.add_argument("--hidden", type=positive_int, nargs="+", help="fc hidden widths")
+    w = m.add_mutually_exclusive_group()
+    w.add_argument("--lambda", dest="lam", type=nonneg_float, nargs="+", metavar="L",
+                   help="loss = recon + L * KL (default 3.5e-4); several values run a sweep")
+    w.add_argument("--beta", type=nonneg_float, nargs="+", metavar="B",
+                   help="loss = (1 - B) recon + B * KL, B in [0, 1]")
+    m.add_argument("--kl-warmup", type=nonneg_int, metavar="EPOCHS",
+                   help="ramp the KL weight up linearly over this many epochs (default 0)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=positive_int, help="maximum epochs (default 100)")
+    t.add_argument("--batch-size", type=positive_int, help="default 128")
+    t.add_argument("--lr", type=positive_float, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--patience", type=nonneg_int,
+                   help="early-stopping patience in epochs, 0 = off (default 10)")
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="default none")
+    t.add_argument("--seed", type=nonneg_int, help="training seed (default 0)")
+    t.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    t.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], list[float]]:
+    """The run config, and the latent dimensions and KL weights to sweep over."""
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UserError(f"--config: {path}: no such file")
+        base = json.loads(RunConfig.from_json(path.read_text()).to_json())
+    elif args.resume and (Path(args.out) / "config.json").is_file():
+        base = json.loads(RunConfig.from_json((Path(args.out) / "config.json").read_text())
+                          .to_json())
+    else:
+        base = RunConfig().to_dict()
+    sets = {
+        ("data", "representation"): args.representation, ("data", "sort"): args.sort,
+        ("data", "scaling"): args.scaling, ("data", "grid_cell"): args.grid_cell,
+        ("data", "val_fraction"): args.val_fraction,
+        ("data", "test_fraction"): args.test_fraction,
+        ("data", "split_seed"): args.split_seed, ("data", "max_per_gamma"): args.max_per_gamma,
+        ("model", "arch"): args.arch, ("model", "channels"): args.channels,
+        ("model", "patch"): args.patch,
+        ("model", "hidden"): args.hidden, ("loss", "kl_warmup_epochs"): args.kl_warmup,
+        ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
+        ("train", "lr"): args.lr, ("train", "patience"): args.patience,
+        ("train", "lr_schedule"): args.lr_schedule, ("train", "seed"): args.seed,
+        ("train", "device"): args.device,
+    }
+    for (sec, key), v in sets.items():
+        if v is not None:
+            base[sec][key] = v
+    if args.beta is not None:
+        base["loss"]["form"] = "beta"
+    elif args.lam is not None:
+        base["loss"]["form"] = "lambda"
+    if args.quick:
+        if args.max_per_gamma is None:
+            base["data"]["max_per_gamma"] = QUICK_PER_GAMMA
+        if args.epochs is None:
+            base["train"]["epochs"] = QUICK_EPOCHS
+    latent_dims = args.latent_dim or [base["model"]["latent_dim"]]
+    weights = args.beta or args.lam or [base["loss"]["weight"]]
+    base["model"]["latent_dim"] = latent_dims[0]
+    base["loss"]["weight"] = weights[0]
+    cfg = RunConfig.from_dict(base)
+    for w in weights:  # validate every sweep value, not only the first
+        RunConfig.from_dict({**base, "loss": {**base["loss"], "weight": w}})
+    return cfg, list(dict.fromkeys(latent_dims)), list(dict.fromkeys(weights))
+
+
+def _main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg, latent_dims, weights = config_from_args(args)
+    from vae.training import check_run_dir, prepare_data, resolve_device, set_seed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    resolve_device(cfg.train.device)
+    out = Path(args.out)
+    sweep = len(latent_dims) > 1 or len(weights) > 1
+    if not sweep:
+        check_run_dir(out, args.resume, args.overwrite)
+    elif out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
+        raise UserError(f"--out: {out} is not empty (use --resume or --overwrite)")
+    data = prepare_data(cfg, args.data)
+    set_seed(cfg.train.seed)
+    progress = not args.no_progress
+
+    if sweep:
+        from vae.sweep import run_sweep, sweep_trends
+
+        rows = run_sweep(cfg, data, out, latent_dims, weights, resume=args.resume,
+                         overwrite=args.overwrite, progress=progress)
+        wname = "lambda" if cfg.loss.form == "lambda" else "beta"
+        print(f"{'latent':>6} {wname:>9} {'test recon':>11} {'KL/dim':>9} {'active':>6}")
+        for r in rows:
+            print(f"{r['latent_dim']:>6} {r['weight']:>9.3g} {r['test_recon']:>11.4g} "
+                  f"{r['test_kl_per_dim']:>9.3g} {r['active_dims']:>6}")
+        for k, v in sweep_trends(rows).items():
+            print(f"{k}: {v}")
+        print(f"sweep table and figure: {out / 'sweep.csv'}, {out / 'sweep.png'}")
+        return 0
+
+    from vae.training import train
+
+    res = train(cfg, data, out, resume=args.resume, overwrite=args.overwrite,
+                progress=progress)
+    mt = res.metrics
+    print(f"best epoch {res.best_epoch} of {res.epochs_run}"
+          f"{' (early stop)' if res.stopped_early else ''}; "
+          f"test {cfg.recon} {mt['test_recon']:.4g}, test KL/dim {mt['test_kl']:.3g}, "
+          f"{mt['mean_epoch_time_s']:.2f} s/epoch")
+    if not args.no_analysis:
+        from vae.data import output_max
+        from vae.latent import analyze
+
+        summary = analyze(res.model, data.x, data.gamma, data.split,
+                          out / "analysis", representation=cfg.data.representation,
+                          vmax=output_max(cfg.data, data.info.box), seed=cfg.train.seed,
+                          tsne_points=300 if args.quick else 2000)
+        r = summary["pca_explained_variance_ratio"]
+        print(f"latent: {len(summary['active_dimensions'])} of {summary['latent_dim']} "
+              f"dimensions active; PC1+PC2 explain {100 * sum(r[:2]):.1f} %; "
+              f"gamma probe test R^2 = {summary['probe']['r2_test']:.3f}")
+        print(f"figures: {out / 'analysis'}")
+    print(f"checkpoints: {out / 'best.pt'}, {out / 'last.pt'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    return run_cli(_main, "train-vae", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,305 @@
+"""Settings of a VAE run: plain dataclasses with a lossless JSON round trip.
+
+A :class:`RunConfig` holds everything needed to rebuild a model and its inputs from a
+checkpoint alone: the data representation (:class:`DataConfig`), the architecture
+(:class:`ModelConfig`), the loss (:class:`LossConfig`) and the optimisation
+(:class:`TrainConfig`). Every config validates eagerly (in ``__post_init__``) and the
+error names the bad field, e.g. ``model.latent_dim: must be a positive integer, got 0``.
+Configs have no side effects; the CLI only fills them in and calls :func:`vae.training.train`.
+
+The study's choices (REFERENCE.md section 1) are available by name:
+``DataConfig(sort="corner", scaling="study")`` (the defaults), ``ModelConfig(arch="study")``,
+``LossConfig(form="lambda", weight=3.5e-4)`` (the default), ``TrainConfig(lr=1e-3,
+batch_size=128)`` (the defaults).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from mcsim.clitools import UserError
+
+__all__ = [
+    "ConfigError",
+    "REPRESENTATIONS",
+    "SORT_KEYS",
+    "SCALINGS",
+    "ARCHS",
+    "LOSS_FORMS",
+    "LR_SCHEDULES",
+    "DataConfig",
+    "ModelConfig",
+    "LossConfig",
+    "TrainConfig",
+    "RunConfig",
+]
+
+#: Input representations: sorted distance matrices (N, N), coordinates (N, 2), occupancy grids.
+REPRESENTATIONS = ("distance", "coords", "grid")
+#: Particle sort keys: distance from the box corner (0, 0) (the study's), height y,
+#: distance from the centre of mass, or the file's order.
+SORT_KEYS = ("corner", "height", "com", "none")
+#: Length scalings: divide by L*sqrt(2) (the study's), by L, or keep sigma units.
+SCALINGS = ("study", "box", "none")
+#: Architectures: default conv VAE, the study's conv VAE, fully connected baseline.
+ARCHS = ("conv", "study", "fc")
+#: Loss forms: ``lambda``: recon + w KL (study); ``beta``: (1 - w) recon + w KL.
+LOSS_FORMS = ("lambda", "beta")
+#: Learning-rate schedules.
+LR_SCHEDULES = ("none", "plateau", "cosine")
+#: Which architectures accept which representation.
+_ARCH_FOR = {"distance": ("conv", "study", "fc"), "coords": ("fc",), "grid": ("conv", "fc")}
+
+
+class ConfigError(UserError, ValueError):
+    """An invalid setting; the message starts with the dotted name of the field."""
+
+
+def _fail(name: str, msg: str, value: Any) -> None:
+    raise ConfigError(f"{name}: {msg}, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        _fail(name, f"must be {what}", value)
+
+
+def _check_float(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False,
+                 hi_open: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
+        _fail(name, f"must be a number in {lb}{lo:g}, {hi:g}{rb}", value)
+
+
+def _tuple_of_ints(name: str, value: Any) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        _fail(name, "must be a list of positive integers or null", value)
+    out = tuple(value)
+    if not out:
+        _fail(name, "must not be empty", value)
+    for v in out:
+        _check_int(name, v, 1)
+    return out
+
+
+def _from_dict(cls, d: Any, prefix: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix}: must be a JSON object, got {type(d).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]}: unknown setting")
+    return cls(**d)
+
+
+@dataclass
+class DataConfig:
+    """How dataset files become network inputs.
+
+    Attributes:
+        representation: ``distance`` (sorted distance matrices, (1, N, N)), ``coords``
+            (sorted coordinates, (N, 2)) or ``grid`` (occupancy images, (1, H, W)).
+        sort: particle order: ``corner`` (x^2 + y^2, the study's), ``height`` (y),
+            ``com`` (distance from the centre of mass) or ``none``.
+        scaling: length unit of the inputs: ``study`` (L*sqrt(2), so every distance is
+            in [0, 1]), ``box`` (L) or ``none`` (sigma).
+        grid_cell: occupancy-grid cell side, sigma. The default 0.5 sigma has a cell
+            diagonal of 0.71 sigma, below the closest LJ approach (~0.9 sigma), so a
+            cell holds at most one particle in liquid configurations.
+        val_fraction, test_fraction: split fractions per gamma value.
+        split_seed: seed of the stratified split.
+        max_per_gamma: keep at most this many configurations per gamma (seeded by
+            ``split_seed``; None keeps all). Used by ``--quick`` and benchmarks.
+    """
+
+    representation: str = "distance"
+    sort: str = "corner"
+    scaling: str = "study"
+    grid_cell: float = 0.5
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    max_per_gamma: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("data.representation", self.representation, REPRESENTATIONS)
+        _check_choice("data.sort", self.sort, SORT_KEYS)
+        _check_choice("data.scaling", self.scaling, SCALINGS)
+        _check_float("data.grid_cell", self.grid_cell, 0.0, math.inf, lo_open=True,
+                     hi_open=True)
+        _check_float("data.val_fraction", self.val_fraction, 0.0, 0.5, lo_open=True)
+        _check_float("data.test_fraction", self.test_fraction, 0.0, 0.5, lo_open=True)
+        _check_int("data.split_seed", self.split_seed, 0)
+        if self.max_per_gamma is not None:
+            _check_int("data.max_per_gamma", self.max_per_gamma, 3)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture.
+
+    Attributes:
+        arch: ``conv`` (default: strided conv encoder, mirrored transposed-conv decoder
+            whose output is a symmetric, zero-diagonal, non-negative matrix), ``study``
+            (the study's exact Conv2D VAE, distance matrices only) or ``fc`` (fully
+            connected, the study's failed first attempts).
+        latent_dim: dimension of the latent space (study: 40).
+        channels: conv channels per encoder level (``conv``; default (32, 64)).
+        patch: side of the non-overlapping patches of the first ``conv`` layer (default
+            3 for distance matrices, 2 for occupancy grids).
+        hidden: hidden widths of the ``fc`` encoder, mirrored in the decoder (default:
+            the study's (45, 30, 15) on coordinates, (512, 128) on matrices and grids).
+    """
+
+    arch: str = "conv"
+    latent_dim: int = 40
+    channels: tuple[int, ...] | None = None
+    patch: int | None = None
+    hidden: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("model.arch", self.arch, ARCHS)
+        _check_int("model.latent_dim", self.latent_dim, 1)
+        self.channels = _tuple_of_ints("model.channels", self.channels)
+        self.hidden = _tuple_of_ints("model.hidden", self.hidden)
+        if self.patch is not None:
+            _check_int("model.patch", self.patch, 1)
+
+
+@dataclass
+class LossConfig:
+    """Loss = reconstruction + KL, both mean-reduced (as in the study).
+
+    ``form="lambda"``: L = R + w * KL (study: w = lambda = 3.5e-4);
+    ``form="beta"``:   L = (1 - w) R + w KL (w = beta in [0, 1]).
+    R is the mean squared error (``distance``, ``coords``) or the binary cross-entropy
+    (``grid``) per element; KL is the closed-form KL(q(z|x) || N(0, I)) averaged over
+    the batch and the latent dimensions.
+
+    Attributes:
+        form: ``lambda`` or ``beta``.
+        weight: lambda or beta.
+        kl_warmup_epochs: multiply the KL weight by min(1, epoch / kl_warmup_epochs)
+            (epochs counted from 1); 0 disables the warm-up.
+    """
+
+    form: str = "lambda"
+    weight: float = 3.5e-4
+    kl_warmup_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("loss.form", self.form, LOSS_FORMS)
+        hi = 1.0 if self.form == "beta" else math.inf
+        _check_float("loss.weight", self.weight, 0.0, hi, hi_open=self.form != "beta")
+        _check_int("loss.kl_warmup_epochs", self.kl_warmup_epochs, 0)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation.
+
+    Attributes:
+        epochs: maximum number of epochs.
+        batch_size: minibatch size (study: 128).
+        lr: Adam learning rate (study: 1e-3).
+        patience: stop after this many epochs without a validation-loss improvement
+            larger than ``min_delta`` (0 disables early stopping).
+        min_delta: smallest improvement that counts, in loss units.
+        lr_schedule: ``none``, ``plateau`` (halve the LR after patience/2 stale
+            epochs) or ``cosine`` (cosine decay to lr/100 over ``epochs``).
+        seed: seed of weight initialisation, shuffling and reparameterisation noise.
+        device: ``cpu`` or ``cuda``.
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    patience: int = 10
+    min_delta: float = 0.0
+    lr_schedule: str = "none"
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check_int("train.epochs", self.epochs, 1)
+        _check_int("train.batch_size", self.batch_size, 1)
+        _check_float("train.lr", self.lr, 0.0, math.inf, lo_open=True, hi_open=True)
+        _check_int("train.patience", self.patience, 0)
+        _check_float("train.min_delta", self.min_delta, 0.0, math.inf, hi_open=True)
+        _check_choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_int("train.seed", self.seed, 0)
+        _check_choice("train.device", self.device, ("cpu", "cuda"))
+
+
+@dataclass
+class RunConfig:
+    """All settings of one training run (saved in every checkpoint)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        for name, cls in (("data", DataConfig), ("model", ModelConfig), ("loss", LossConfig),
+                          ("train", TrainConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"{name}: must be a {cls.__name__}, got "
+                                  f"{type(getattr(self, name)).__name__}")
+        ok = _ARCH_FOR[self.data.representation]
+        if self.model.arch not in ok:
+            raise ConfigError(f"model.arch: {self.model.arch!r} does not take the "
+                              f"{self.data.representation!r} representation (use "
+                              f"{' or '.join(ok)})")
+
+    @property
+    def recon(self) -> str:
+        """Reconstruction loss: ``bce`` for occupancy grids, ``mse`` otherwise."""
+        return "bce" if self.data.representation == "grid" else "mse"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for sub in d.values():  # tuples -> lists, so that JSON round trips compare equal
+            for k, v in sub.items():
+                if isinstance(v, tuple):
+                    sub[k] = list(v)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> RunConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"config: must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - {"data", "model", "loss", "train"})
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown config section")
+        return cls(
+            data=_from_dict(DataConfig, d.get("data", {}), "data"),
+            model=_from_dict(ModelConfig, d.get("model", {}), "model"),
+            loss=_from_dict(LossConfig, d.get("loss", {}), "loss"),
+            train=_from_dict(TrainConfig, d.get("train", {}), "train"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(d)

@@ -1,0 +1,96 @@
+"""The VAE loss: reconstruction + weighted KL, returned with all its parts.
+
+For q(z|x) = N(mu, diag sigma^2) and the prior p(z) = N(0, I) the KL divergence has the
+closed form (Kingma & Welling 2014, "Auto-Encoding Variational Bayes", appendix B;
+seed 002 chapter 1)
+
+    KL(q || p) = sum_j 1/2 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
+
+The study reduced both terms by their mean (REFERENCE.md section 1): the reconstruction
+error is averaged over batch and matrix elements, the KL over batch *and latent
+dimensions*, and the loss was
+
+    L = MSE + lambda * mean KL,   lambda = 3.5e-4          (``form="lambda"``)
+
+The beta-VAE form (1 - beta) * MSE + beta * mean KL is accepted as an alternative
+(``form="beta"``). Occupancy grids use the binary cross-entropy instead of the MSE.
+The KL weight can be ramped up linearly over the first epochs (KL warm-up).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from vae.config import LossConfig
+from vae.models import VAEOutput
+
+__all__ = ["LossParts", "kl_standard_normal", "kl_weight", "reconstruction_error", "vae_loss"]
+
+
+class LossParts(NamedTuple):
+    """All parts of the loss of one batch (0-d tensors).
+
+    Attributes:
+        total: the optimised loss, a * recon + b * kl.
+        recon: mean reconstruction error (MSE in input units^2, or BCE in nats/pixel).
+        kl: mean KL per latent dimension and sample, nats.
+        kl_weight: b, the weight the KL entered ``total`` with (after warm-up).
+    """
+
+    total: Tensor
+    recon: Tensor
+    kl: Tensor
+    kl_weight: float
+
+
+def kl_standard_normal(mu_z: Tensor, logvar_z: Tensor) -> Tensor:
+    """Elementwise KL(N(mu, exp(logvar)) || N(0, 1)) = 1/2 (mu^2 + exp(logvar) - 1 - logvar).
+
+    Kingma & Welling 2014, appendix B. Args and result: (B, D) tensors, nats.
+    """
+    return 0.5 * (mu_z.pow(2) + logvar_z.exp() - 1.0 - logvar_z)
+
+
+def kl_weight(cfg: LossConfig, epoch: int | None = None) -> tuple[float, float]:
+    """(reconstruction weight a, KL weight b) at a 1-based ``epoch`` (None: no warm-up).
+
+    ``lambda`` form: a = 1, b = lambda; ``beta`` form: a = 1 - beta, b = beta; with a
+    warm-up of W epochs b is multiplied by min(1, epoch / W).
+    """
+    a, b = (1.0, cfg.weight) if cfg.form == "lambda" else (1.0 - cfg.weight, cfg.weight)
+    if cfg.kl_warmup_epochs > 0 and epoch is not None:
+        b *= min(1.0, epoch / cfg.kl_warmup_epochs)
+    return a, b
+
+
+def reconstruction_error(out: VAEOutput, x: Tensor, kind: str = "mse") -> Tensor:
+    """Mean reconstruction error over batch and elements: MSE, or BCE (computed from the
+    logits when the model provides them)."""
+    if kind == "mse":
+        return F.mse_loss(out.x_hat, x)
+    if kind == "bce":
+        if out.logits is not None:
+            return F.binary_cross_entropy_with_logits(out.logits, x)
+        return F.binary_cross_entropy(out.x_hat.clamp(1e-7, 1 - 1e-7), x)
+    raise ValueError(f"kind: must be 'mse' or 'bce', got {kind!r}")
+
+
+def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
+             epoch: int | None = None) -> LossParts:
+    """The loss of a batch.
+
+    Args:
+        out: the model's output for ``x``.
+        x: the batch, shape of ``out.x_hat``.
+        cfg: loss settings (form, weight, warm-up).
+        recon: ``mse`` or ``bce``.
+        epoch: 1-based epoch, for the KL warm-up (None: full weight).
+    """
+    a, b = kl_weight(cfg, epoch)
+    r = reconstruction_error(out, x, recon)
+    kl = kl_standard_normal(out.mu_z, out.logvar_z).mean()
+    return LossParts(a * r + b * kl, r, kl, b)
+
