@@ -46,7 +46,6 @@ _FLAGS = {
     "seed": "--seed",
     "potential": "--potential",
     "cutoff": "--cutoff",
-    "r": "--potential",
 }
 
 

@@ -28,7 +28,6 @@ __all__ = [
     "nonneg_int",
     "positive_float",
     "nonneg_float",
-    "finite_float",
 ]
 
 
@@ -116,4 +115,3 @@ positive_int = _number(int, lambda v: v > 0, "a positive integer")
 nonneg_int = _number(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
 nonneg_float = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative number")
-finite_float = _number(float, lambda v: abs(v) < float("inf"), "a finite number")

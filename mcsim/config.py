@@ -107,13 +107,6 @@ class SimConfig:
     def beta(self) -> float:
         return 1.0 / self.temperature
 
-    @property
-    def sample_sweeps(self) -> int:
-        """Sweeps that produce one sample under this protocol (for cost estimates)."""
-        return {"independent": self.sweeps, "chain": self.sample_every, "uniform": 0}[
-            self.protocol
-        ]
-
     def replace(self, **changes: Any) -> SimConfig:
         return replace(self, **changes)
 

@@ -151,13 +151,6 @@ def _check_open(path: Path) -> h5py.File:
         raise DatasetError(f"{path}: not an HDF5 file (corrupt or wrong format)") from None
 
 
-def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
-    """Root attributes of a dataset file, without loading arrays."""
-    p = Path(path)
-    with _check_open(p) as f:
-        return {k: _py(v) for k, v in f.attrs.items()}
-
-
 def read_dataset(path: str | os.PathLike, *, allow_partial: bool = False) -> Dataset:
     """Read an ljvae dataset file.
 
