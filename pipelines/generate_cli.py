@@ -1,0 +1,308 @@
+"""``generate``: new configurations from a trained VAE's latent space.
+
+Examples::
+
+    generate --gamma 0.4 --n 10000                          # density buffer, runs/**/best.pt
+    generate --gamma 0.4 1.0 --prior flow --out gen.h5 --xyz
+    generate --gamma 0.4 --prior buffer --reject-unphysical --seed 3
+    generate --prior all --n 2000 --evaluate report/        # judge every prior against MC
+    generate --gamma 0.4 --prior gmm --save-prior gmm.npz   # keep the fitted prior
+    generate --gamma 0.4 --load-prior gmm.npz               # reuse it (no refit)
+
+Pipeline: z ~ prior(gamma) -> decoder -> distance matrix -> Gram + tumbler ->
+configurations in the box, written in the ljvae dataset format (readable by
+``mcsim.read_dataset``) with each configuration's Euclidean-quality score and
+unphysical flags (a pair closer than --overlap sigma; outside the box). The priors
+are fitted on the model's training split (re-read from the files recorded in the
+checkpoint; their fingerprint must match). Gamma rule: only trained gammas, except
+the flow prior, which interpolates strictly inside the trained range with a warning.
+
+``--evaluate [DIR]`` also judges the chosen priors against held-out Monte Carlo
+(the model's test split; floor from a fresh MC run with the training protocol) and
+writes ``generate.json``, ``generate.md`` and one figure per gamma to DIR.
+
+Bad input gives one line and exit code 2; nothing is written then, and existing
+files are kept unless --overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from mcsim.clitools import (
+    ArgumentParser,
+    UserError,
+    nonneg_float,
+    nonneg_int,
+    output_path,
+    positive_float,
+    positive_int,
+    run_cli,
+)
+from vae.priors import PRIORS
+
+__all__ = ["build_parser", "main"]
+
+PROG = "generate"
+
+
+def _gamma(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number >= 0")
+    return v
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog=PROG,
+        description="Generate configurations from a trained VAE: draw latent vectors from "
+        "a prior fitted to the encoded training set, decode distance matrices and rebuild "
+        "configurations in the box (Gram matrix + tumbler).",
+        epilog="Priors: normal (N(0, I)), pca (Gaussian of the latent means along its "
+        "principal axes), gmm (Gaussian mixture per gamma), buffer (density buffer: "
+        "encoded training set, z ~ N(mu_i, (alpha sigma_i + smudge)^2)), flow "
+        "(normalizing flow conditioned on gamma).")
+    p.add_argument("--gamma", type=_gamma, nargs="+", metavar="G",
+                   help="field strength(s) to generate at (default: every trained gamma)")
+    p.add_argument("--n", type=positive_int, default=1000,
+                   help="configurations per gamma (default 1000)")
+    p.add_argument("--prior", nargs="+", metavar="NAME",
+                   help=f"latent prior: {', '.join(PRIORS)} or all (default buffer); "
+                   "several write one file each (<out>_<prior>.h5)")
+    p.add_argument("--checkpoint", metavar="PT",
+                   help="VAE checkpoint (default: most recently modified best.pt under ./runs)")
+    p.add_argument("--out", default="gen.h5", help="output dataset (default gen.h5)")
+    p.add_argument("--xyz", nargs="?", const=True, metavar="FILE",
+                   help="also write extended XYZ (default name: <out>.xyz)")
+    p.add_argument("--reject-unphysical", action="store_true",
+                   help="redraw configurations with an overlap or outside the box")
+    p.add_argument("--overlap", type=positive_float, default=0.8, metavar="SIGMA",
+                   help="closest allowed pair distance (default 0.8 sigma)")
+    p.add_argument("--max-draw-factor", type=positive_float, default=20.0, metavar="F",
+                   help="with --reject-unphysical, give up after drawing F x n (default 20)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the draws (default 0)")
+    p.add_argument("--buffer-alpha", type=nonneg_float, default=1.0,
+                   help="density buffer: scale of the encoder's sigma_i (default 1)")
+    p.add_argument("--buffer-smudge", type=nonneg_float, default=0.0,
+                   help="density buffer: extra isotropic spread (default 0)")
+    p.add_argument("--gmm-components", type=positive_int, default=10,
+                   help="Gaussian mixture components per gamma (default 10)")
+    p.add_argument("--flow-epochs", type=positive_int, default=60,
+                   help="flow prior: maximum training epochs (default 60)")
+    p.add_argument("--save-prior", metavar="NPZ", help="save the fitted prior (one prior only)")
+    p.add_argument("--load-prior", metavar="NPZ",
+                   help="use a saved prior instead of fitting one (no code is executed)")
+    p.add_argument("--evaluate", nargs="?", const=True, metavar="DIR",
+                   help="also judge against held-out MC and write the report to DIR "
+                   "(default: <out stem>_report)")
+    p.add_argument("--relax-sweeps", type=nonneg_int, default=0, metavar="K",
+                   help="--evaluate only: also judge outputs after K Metropolis sweeps "
+                   "(post-processing, reported separately; default 0 = off)")
+    p.add_argument("--n-boot", type=positive_int, default=100,
+                   help="--evaluate: bootstrap replicates (default 100)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="CPU threads for torch, numba and BLAS (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _priors(names: list[str]) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        for k in (PRIORS if n == "all" else (n,)):
+            if k not in PRIORS:
+                raise UserError(f"--prior: unknown prior {k!r} (one of {', '.join(PRIORS)}, all)")
+            if k not in out:
+                out.append(k)
+    return out
+
+
+def _outputs(args, priors: list[str]) -> list[tuple[str, Path, Path | None]]:
+    """(prior, dataset path, xyz path or None) for each prior, checked up front."""
+    out = Path(args.out)
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise UserError(f"--out: {out} must end in .h5 or .hdf5")
+    res = []
+    for name in priors:
+        path = out if len(priors) == 1 else out.with_name(f"{out.stem}_{name}{out.suffix}")
+        xyz = None
+        if args.xyz is True:
+            xyz = path.with_suffix(".xyz")
+        elif args.xyz:
+            x = Path(args.xyz)
+            xyz = x if len(priors) == 1 else x.with_name(f"{x.stem}_{name}{x.suffix}")
+        output_path(path, args.overwrite)
+        if xyz is not None:
+            output_path(xyz, args.overwrite, "--xyz")
+        res.append((name, path, xyz))
+    return res
+
+
+def _main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    priors = _priors(args.prior or ["buffer"])
+    if args.load_prior and len(priors) > 1:
+        raise UserError("--load-prior: give a single --prior (or none)")
+    if args.save_prior and (len(priors) > 1 or args.load_prior):
+        raise UserError("--save-prior: needs exactly one prior that is fitted here")
+    ck = Path(args.checkpoint) if args.checkpoint else None
+    if ck is None:
+        from pipelines.generate import latest_checkpoint
+
+        ck = latest_checkpoint(Path("runs"))
+    if not ck.is_file():
+        raise UserError(f"--checkpoint: {ck}: no such file")
+    outputs = _outputs(args, priors)
+    if args.save_prior:
+        output_path(args.save_prior, args.overwrite, "--save-prior")
+    report_dir = None
+    if args.evaluate:
+        report_dir = (Path(args.out).with_name(Path(args.out).stem + "_report")
+                      if args.evaluate is True else Path(args.evaluate))
+        if (report_dir / "generate.json").exists() and not args.overwrite:
+            raise UserError(f"--evaluate: {report_dir}/generate.json exists "
+                            "(use --overwrite to replace it)")
+    if args.relax_sweeps and not args.evaluate:
+        raise UserError("--relax-sweeps: only with --evaluate (it is post-processing for "
+                        "the report, never part of the generated files)")
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from mcsim.sampler import threads as numba_threads
+    from pipelines.generate import (
+        GenerateConfig,
+        checkpoint_fingerprint,
+        fit_priors,
+        generate_configurations,
+        run_generation,
+        training_latents,
+        write_generated,
+    )
+    from vae.checkpoint import load_model
+    from vae.priors import GammaInterpolationWarning, load_prior
+
+    cfg = GenerateConfig(
+        priors=tuple(priors), n=args.n, gammas=tuple(args.gamma) if args.gamma else None,
+        seed=args.seed, buffer_alpha=args.buffer_alpha, buffer_smudge=args.buffer_smudge,
+        gmm_components=args.gmm_components, flow_epochs=args.flow_epochs,
+        reject_unphysical=args.reject_unphysical, overlap=args.overlap,
+        max_draw_factor=args.max_draw_factor, relax_sweeps=args.relax_sweeps,
+        n_boot=args.n_boot, threads=args.threads)
+    progress = not args.no_progress
+    torch.set_num_threads(args.threads)
+    with numba_threads(args.threads), threadpool_limits(limits=args.threads), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GammaInterpolationWarning)
+        trained = load_model(ck)
+        if trained.config.data.representation != "distance":
+            raise UserError(f"--checkpoint: generation needs a distance-matrix model, "
+                            f"{ck} takes {trained.config.data.representation!r} inputs")
+        ck_fp = checkpoint_fingerprint(ck)
+        latents = None
+        if args.load_prior:
+            prior = load_prior(args.load_prior)
+            if args.prior and prior.name != priors[0]:
+                raise UserError(f"--load-prior: {args.load_prior} holds a {prior.name!r} "
+                                f"prior, not {priors[0]!r}")
+            fp = prior.provenance.get("checkpoint_fingerprint")
+            if fp is not None and fp != ck_fp:
+                raise UserError(f"--load-prior: {args.load_prior} was fitted for another "
+                                f"checkpoint (fingerprint {fp}, this one {ck_fp})")
+            if prior.latent_dim != trained.model.latent_dim:
+                raise UserError(f"--load-prior: latent dimension {prior.latent_dim} != the "
+                                f"model's {trained.model.latent_dim}")
+            fitted = {prior.name: prior}
+            outputs = [(prior.name, path, xyz) for _, path, xyz in outputs]
+            cfg = cfg.replace(priors=(prior.name,))
+        else:
+            latents = training_latents(trained)
+            prov = {"checkpoint": str(ck), "checkpoint_fingerprint": ck_fp,
+                    "data_fingerprint": trained.info.fingerprint,
+                    "data_files": list(trained.info.files), "fitted_on": "train split"}
+            fitted = fit_priors(priors, latents, cfg, provenance=prov, progress=progress)
+            if args.save_prior:
+                fitted[priors[0]].save(args.save_prior, overwrite=args.overwrite)
+        gammas = list(args.gamma) if args.gamma else list(trained.info.gammas)
+        for prior in fitted.values():  # refuse unseen gammas before generating anything
+            for g in gammas:
+                prior.check_gamma(g)
+        potential = latents.potential if latents is not None else _potential(trained)
+        attrs = {"checkpoint": str(ck), "checkpoint_fingerprint": ck_fp,
+                 "data_fingerprint": trained.info.fingerprint, "model_epoch": int(trained.epoch),
+                 "vae_config": trained.config.to_json(),
+                 "potential": "none" if potential is None else potential.spec,
+                 "potential_cutoff": "none" if potential is None or potential.cutoff is None
+                 else potential.cutoff,
+                 "command": "generate " + " ".join(sys.argv[1:] if argv is None else argv)}
+        for name, path, xyz in outputs:
+            prior = fitted[name]
+            sets = [generate_configurations(
+                trained, prior, args.n, g, seed=args.seed, potential=potential,
+                overlap=args.overlap, reject_unphysical=args.reject_unphysical,
+                max_draw_factor=args.max_draw_factor, progress=progress) for g in gammas]
+            extra = {"prior_file": args.load_prior} if args.load_prior else {}
+            write_generated(path, sets, attrs={**attrs, **extra}, xyz=xyz,
+                            overwrite=args.overwrite)
+            n_all = sum(len(s) for s in sets)
+            drawn = sum(s.n_drawn for s in sets)
+            unph = sum(int(s.unphysical.sum()) for s in sets) / max(n_all, 1)
+            ovl = sum(int(s.overlap.sum()) for s in sets) / max(n_all, 1)
+            outs = sum(int(s.outside.sum()) for s in sets) / max(n_all, 1)
+            secs = sum(s.generation_seconds for s in sets)
+            rate = drawn / secs if secs > 0 else float("inf")
+            rej = f", {drawn - n_all} rejected" if args.reject_unphysical else ""
+            print(f"{PROG}: {path}: {n_all} configurations (prior {name}, gamma "
+                  f"{', '.join(f'{g:g}' for g in gammas)}, seed {args.seed}){rej}; "
+                  f"unphysical {unph:.1%} (overlap < {args.overlap:g} sigma {ovl:.1%}, "
+                  f"outside the box {outs:.1%}); {rate:,.0f} configurations/s"
+                  + (f"; xyz {xyz}" if xyz else ""))
+        if report_dir is not None:
+            summary = run_generation(ck, report_dir, cfg, progress=progress,
+                                     overwrite=args.overwrite, priors=fitted)
+            print(summary["table"])
+            for gk, v in summary["targets"]["per_gamma"].items():
+                print(f"gamma {gk}: best prior {v['best_prior']}, energy W1/floor "
+                      f"{v['best_ratio']:.3g}")
+            sp = summary["speed"]
+            print(f"speed: {sp['generation_rate_per_s']:,.0f} generated/s vs "
+                  f"{sp['sampler_rate_per_s']:,.1f} sampled/s = {sp['ratio']:.3g}x; "
+                  f"report {report_dir / 'generate.md'}")
+    seen: set[str] = set()
+    for w in caught:
+        if issubclass(w.category, GammaInterpolationWarning):
+            if str(w.message) not in seen:
+                sys.stderr.write(f"{PROG}: warning: {w.message}\n")
+            seen.add(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return 0
+
+
+def _potential(trained):
+    """The training potential from the data files (None if unreadable)."""
+    from mcsim.io import DatasetError
+    from pipelines.generate import _sim_configs
+
+    try:
+        sims = _sim_configs(list(trained.info.files))
+    except DatasetError:
+        return None
+    return next(iter(sims.values())).potential if sims else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    return run_cli(_main, PROG, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
