@@ -127,11 +127,13 @@ class Potential:
 
 def pair_energy(r: np.ndarray | float, potential: Potential) -> np.ndarray:
     """Pair energy u(r) for distances ``r`` (any shape, sigma), in epsilon."""
-    r2 = np.square(np.asarray(r, dtype=np.float64))
+    # C order, so that the flat views below are views (a non-contiguous input, e.g. a
+    # fancy-indexed slice, would make reshape copy and leave ``out`` unwritten)
+    r2 = np.array(np.square(np.asarray(r, dtype=np.float64)), order="C")
     if np.any(r2 < 0) or np.any(np.isnan(r2)):
         raise ValueError("r: distances must be non-negative numbers")
     kind, n, m, rc2 = potential.kernel_args()
-    out = np.empty_like(r2)
+    out = np.empty(r2.shape)
     flat_in, flat_out = r2.reshape(-1), out.reshape(-1)
     for k in range(flat_in.size):  # small arrays only; kernels use the jitted form
         flat_out[k] = K._u_pair(flat_in[k], kind, n, m, rc2)

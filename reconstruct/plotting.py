@@ -118,9 +118,12 @@ def plot_energy_histograms(
     if original is not None:
         ax.hist(ref, bins=bins, density=True, histtype="stepfilled", alpha=0.45,
                 color=ORIGINAL_COLOR, label="original")
-    ax.hist(rec, bins=bins, density=True, histtype="step", lw=1.8,
-            color=RECONSTRUCTED_COLOR, label="reconstructed")
     outside = int(np.sum((rec < bins[0]) | (rec > bins[-1])))
+    if outside < rec.size:  # (a histogram of nothing would divide by zero)
+        ax.hist(rec, bins=bins, density=True, histtype="step", lw=1.8,
+                color=RECONSTRUCTED_COLOR, label="reconstructed")
+    else:
+        ax.plot([], [], color=RECONSTRUCTED_COLOR, lw=1.8, label="reconstructed")
     lines = []
     if comparison is not None:
         unit = "ε/N" if per_particle else "ε"

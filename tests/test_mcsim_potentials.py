@@ -120,3 +120,28 @@ def test_bad_potential_specs():
         Potential("lj", cutoff=-1.0)
     with pytest.raises(ValueError):
         total_energy(np.full((3, 2), np.nan), 0.1, Potential())
+
+
+def test_pair_energy_of_non_contiguous_arrays():
+    """A transposed or fancy-indexed array of distances gives the same energies as its
+    contiguous copy (reshape of a non-contiguous array copies; nothing may be lost)."""
+    lj = Potential("lj", cutoff=3.0)
+    r = np.linspace(0.9, 3.5, 12).reshape(3, 4)
+    expected = pair_energy(np.ascontiguousarray(r.T), lj)
+    np.testing.assert_array_equal(pair_energy(r.T, lj), expected)
+    np.testing.assert_array_equal(pair_energy(r[:, ::2], lj), pair_energy(r[:, ::2].copy(), lj))
+    assert pair_energy(r.T, lj).shape == (4, 3)
+
+
+def test_even_exponents_use_products_with_pow_accuracy():
+    """n-m potentials with even exponents (the study's 4-2) multiply powers of 1/r^2
+    instead of calling pow: same values to rounding, for even and odd exponents."""
+    from mcsim import _kernels as K
+
+    r = np.linspace(0.7, 6.0, 200)
+    for n, m in ((4, 2), (12, 6), (48, 46), (5, 3), (7.5, 2.5)):
+        pot = Potential("nm", n=n, m=m, cutoff=None)
+        np.testing.assert_allclose(pair_energy(r, pot), u_reference(r, n, m), rtol=1e-13,
+                                   atol=1e-300)
+    for half in (0.0, 1.0, 2.0, 24.0, 1.5):
+        assert K._inv_pow(1.7, half) == pytest.approx(1.7 ** -half, rel=1e-14)

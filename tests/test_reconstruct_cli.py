@@ -172,3 +172,13 @@ def test_plot_functions_compose_on_given_axes_or_make_their_own():
     fig = summary_figure(x, BOX, indices=np.array([1, 3]), energies=(None, e),
                          profiles=(None, prof))
     assert len(fig.axes) == 4
+
+
+def test_energy_histogram_with_every_reconstruction_off_scale_warns_nothing():
+    """Decoded matrices can give overlaps (energies ~1e30): nothing to histogram in
+    range, which must not divide by zero; the panel says how many are outside."""
+    from reconstruct.plotting import plot_energy_histograms
+
+    e = np.linspace(-1.0, 1.0, 50)
+    ax = plot_energy_histograms(e, np.full(50, 1e30), None)
+    assert "50 reconstructed outside range" in ax.texts[0].get_text()

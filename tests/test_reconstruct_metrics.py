@@ -13,6 +13,7 @@ from scipy.stats import wasserstein_distance
 from mcsim.potentials import Potential, pair_energy, total_energy
 from reconstruct import (
     compare_energies,
+    compare_energy_samples,
     distance_error,
     distance_matrices,
     energy_bin_edges,
@@ -221,3 +222,18 @@ def test_evaluate_reconstruction_collects_what_its_inputs_allow():
     assert {"energy_w1", "energy_js_err", "rmsd_median"} <= set(full.summary())
     nan = evaluate_reconstruction(rec, d, original=x, gamma=np.nan, potential=LJ)
     assert nan.energy is None and nan.energies is None and nan.rmsd is not None
+
+
+def test_compare_energy_samples_equals_compare_energies_on_the_same_energies():
+    rng = np.random.default_rng(9)
+    x = rng.uniform(0, 10, (120, 10, 2))
+    y = x + rng.normal(0, 0.1, x.shape)
+    a = compare_energies(x, y, 0.4, LJ, n_bins=15, n_boot=40, seed=4)
+    b = compare_energy_samples(total_energy(x, 0.4, LJ), total_energy(y, 0.4, LJ),
+                               n_bins=15, n_boot=40, seed=4)
+    assert a.summary() == b.summary()
+    np.testing.assert_array_equal(a.edges, b.edges)
+    with pytest.raises(ValueError):
+        compare_energy_samples(np.zeros(5), np.zeros(6))
+    with pytest.raises(ValueError):
+        compare_energy_samples(np.zeros(5), np.zeros(5), n_boot=1)
