@@ -79,7 +79,7 @@ QUICK: dict[str, Any] = {
     },
     "vae": {
         "data": {"val_fraction": 0.1, "test_fraction": 0.2},
-        "model": {"arch": "conv", "latent_dim": 40},
+        "model": {"arch": "pair", "latent_dim": 40},
         "loss": {"form": "lambda", "weight": 3.5e-4},
         "train": {"epochs": 25, "batch_size": 128, "lr": 1e-3, "patience": 10},
     },
@@ -100,7 +100,7 @@ FULL: dict[str, Any] = {
     },
     "vae": {
         "data": {"val_fraction": 0.1, "test_fraction": 0.2},
-        "model": {"arch": "conv", "latent_dim": 40},
+        "model": {"arch": "pair", "latent_dim": 40},
         "loss": {"form": "lambda", "weight": 3.5e-4},
         "train": {"epochs": 100, "batch_size": 128, "lr": 1e-3, "patience": 10},
     },

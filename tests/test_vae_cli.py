@@ -14,8 +14,8 @@ from mcsim.io import write_dataset
 from vae.cli import main
 
 N = 6
-FAST = ["--channels", "4", "8", "--latent-dim", "3", "--no-progress", "--threads", "1",
-        "--lr", "0.01"]
+FAST = ["--channels", "4", "8", "--hidden", "16", "8", "--embed-dim", "3", "--pair-hidden", "8",
+        "--latent-dim", "3", "--no-progress", "--threads", "1", "--lr", "0.01"]
 
 
 def _write(path, n=N, m=60, nan=False):
@@ -69,7 +69,8 @@ def test_quick_run_writes_everything(good, tmp_path, capsys):
     ("good", ["--sort", "random"], "invalid choice"),
     ("good", ["--epochs", "0"], "not a positive integer"),
     ("good", ["--beta", "2"], "loss.weight"),
-    ("good", ["--representation", "coords"], "model.arch"),
+    ("good", ["--representation", "coords", "--arch", "pair"], "model.arch"),
+    ("good", ["--representation", "grid", "--arch", "study"], "model.arch"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(good, tmp_path, capsys, make, args,
                                                          what):
@@ -143,3 +144,17 @@ def test_config_file_is_a_starting_point(good, tmp_path):
                  str(first / "config.json"), "--epochs", "2", "--no-analysis", *FAST]) == 0
     cfg = json.loads((second / "config.json").read_text())
     assert cfg["data"]["sort"] == "height" and cfg["train"]["epochs"] == 2
+
+
+@pytest.mark.parametrize(("extra", "arch"), [
+    ([], "pair"),
+    (["--representation", "coords"], "fc"),
+    (["--representation", "grid"], "conv"),
+    (["--arch", "study"], "study"),
+])
+def test_default_architecture_follows_the_representation(extra, arch):
+    from vae.cli import build_parser, config_from_args
+
+    cfg, _, _ = config_from_args(build_parser().parse_args(["--data", "d.h5", "--out", "o",
+                                                           *extra]))
+    assert cfg.model.arch == arch

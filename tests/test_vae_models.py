@@ -11,9 +11,11 @@ from torch.distributions import Normal, kl_divergence
 from vae.config import DataConfig, LossConfig, ModelConfig, RunConfig
 from vae.data import input_shape
 from vae.loss import kl_standard_normal, kl_weight, vae_loss
-from vae.models import ConvVAE, StudyConvVAE, build_model, count_parameters
+from vae.models import ConvVAE, PairVAE, StudyConvVAE, build_model, count_parameters
 
 CASES = [  # (representation, arch, N)
+    ("distance", "pair", 6),
+    ("distance", "pair", 2),  # a single pair
     ("distance", "conv", 6),
     ("distance", "conv", 7),  # not a multiple of the patch size
     ("distance", "study", 6),
@@ -26,7 +28,8 @@ CASES = [  # (representation, arch, N)
 
 def _cfg(rep, arch, latent=4):
     return RunConfig(DataConfig(representation=rep, grid_cell=1.0),
-                     ModelConfig(arch=arch, latent_dim=latent, channels=(4, 8), hidden=(16, 8)))
+                     ModelConfig(arch=arch, latent_dim=latent, channels=(4, 8), hidden=(16, 8),
+                                 embed_dim=3, pair_hidden=(5, 4)))
 
 
 @pytest.mark.parametrize(("rep", "arch", "n"), CASES)
@@ -52,6 +55,61 @@ def test_default_decoder_gives_plausible_distance_matrices(n):
     assert torch.equal(d, d.transpose(1, 2))  # exactly symmetric
     assert torch.all(torch.diagonal(d, dim1=1, dim2=2) == 0)
     assert torch.all(d >= 0) and torch.all(d <= 1.0)
+
+
+@pytest.mark.parametrize("n", [2, 7, 30])
+def test_pair_decoder_gives_plausible_distance_matrices(n):
+    torch.manual_seed(0)
+    model = PairVAE(n, latent_dim=5, hidden=(16, 8), embed_dim=4, pair_hidden=(8,), d_max=1.5,
+                    direct=True)
+    z = 10 * torch.randn(64, 5)
+    with torch.no_grad():
+        d = model.decode(z)[:, 0]
+    assert d.shape == (64, n, n)
+    assert torch.equal(d, d.transpose(1, 2))
+    assert torch.all(torch.diagonal(d, dim1=1, dim2=2) == 0)
+    assert torch.all(d >= 0) and torch.all(d <= 1.5)
+    assert torch.all(d + torch.eye(n) > 0)  # off-diagonal entries strictly positive
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_pair_decoder_matches_its_definition(direct):
+    """D_ij = d_max sigmoid(g([e_i + e_j, |e_i - e_j|])), written out pair by pair with the
+    unsplit first layer of g, and the encoder reads the upper triangle only."""
+    torch.manual_seed(1)
+    n, k = 5, 3
+    model = PairVAE(n, latent_dim=2, hidden=(6,), embed_dim=k, pair_hidden=(4, 4), d_max=2.0,
+                    direct=direct, encoder="mlp")  # the MLP encoder reads the upper triangle
+    model.eval()
+    z = torch.randn(3, 2, dtype=torch.float64)
+    model.double()
+    with torch.no_grad():
+        d = model.decode(z)[:, 0]
+        t = model.trunk(z)
+        e = model.embed(t).view(3, n, k)
+        e = (e - e.mean(-1, keepdim=True)) / torch.sqrt(e.var(-1, unbiased=False, keepdim=True)
+                                                        + model.embed_norm.eps)
+        e = e * model.embed_norm.weight + model.embed_norm.bias
+        w = torch.cat([model.pair_sum.weight, model.pair_abs.weight, model.pair_sq.weight],
+                      dim=1)  # (h, 3k): the unsplit first layer of g
+        for i in range(n):
+            for j in range(n):
+                if i == j:
+                    continue
+                dij = e[:, i] - e[:, j]
+                f = torch.cat([e[:, i] + e[:, j], dij.abs(), dij ** 2], dim=1)
+                logit = model.pair_mlp(f @ w.T + model.pair_abs.bias)[:, 0]
+                if direct:
+                    a, b = min(i, j), max(i, j)
+                    p = a * n - a * (a + 1) // 2 + (b - a - 1)  # row-major upper triangle
+                    logit = logit + model.direct(t)[:, p]
+                ref = 2.0 * torch.sigmoid(logit)
+                torch.testing.assert_close(d[:, i, j], ref, rtol=1e-12, atol=1e-12)
+        x = torch.rand(3, 1, n, n, dtype=torch.float64)
+        lower = torch.tril(torch.rand(3, 1, n, n, dtype=torch.float64))
+        mu_a, _ = model.encode(x)
+        mu_b, _ = model.encode(x + lower)  # changes below and on the diagonal are ignored
+    torch.testing.assert_close(mu_a, mu_b, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(("rep", "arch", "n"), CASES)

@@ -102,6 +102,19 @@ def test_early_stopping_and_lr_schedule(data_file, tmp_path):
     assert lrs[0] == cfg.train.lr and lrs[2] < lrs[1] < lrs[0]
 
 
+def test_resuming_an_early_stopped_run_reports_it(data_file, tmp_path):
+    """Regression: resuming a run that had stopped early reported epochs_run = the
+    configured maximum and stopped_early = False."""
+    data = prepare_data(_cfg(), [data_file])
+    cfg = _cfg(epochs=10, patience=2, min_delta=1e9)
+    first = train(cfg, data, tmp_path / "es", progress=False)
+    assert first.stopped_early and first.epochs_run == 3
+    again = train(cfg, data, tmp_path / "es", resume=True, progress=False)
+    assert again.stopped_early and again.epochs_run == 3 and again.best_epoch == 1
+    assert [h["epoch"] for h in again.history] == [1, 2, 3]
+    assert again.metrics["epochs_run"] == 3 and again.metrics["stopped_early"]
+
+
 def test_save_load_reproduces_outputs_exactly(data_file, tmp_path):
     cfg = _cfg(epochs=2)
     data = prepare_data(cfg, [data_file])
@@ -131,6 +144,15 @@ def test_checkpoint_rejects_mismatched_data(data_file, tmp_path):
         tv.inputs(np.ones((2, N, 2)), box=12.0)
     with pytest.raises(CheckpointError, match="'distance' inputs"):
         tv.encode(np.zeros((2, N, 2), np.float32))  # coordinates into a matrix model
+    bad = np.zeros((2, 1, N, N), np.float32)
+    bad[1, 0, 2, 3] = np.nan
+    with pytest.raises(CheckpointError, match="NaN"):
+        tv.encode(bad)
+    with pytest.raises(CheckpointError, match=r"shape \(M, 3\)"):
+        tv.decode(np.zeros((2, 4), np.float32))  # latent dimension is 3
+    with pytest.raises(CheckpointError, match="NaN"):
+        tv.decode(np.full((1, 3), np.nan, np.float32))
+    assert tv.decode(np.zeros((2, 3), np.float32)).shape == (2, 1, N, N)
 
 
 class _Evil:
@@ -154,6 +176,18 @@ def test_loading_never_executes_code(tmp_path):
         load_model(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_model(tmp_path / "missing.pt")
+
+
+def test_malformed_weights_are_a_checkpoint_error(data_file, tmp_path):
+    """Regression: a checkpoint whose weights entry is not a state dict escaped load_model
+    as a TypeError (a traceback instead of a one-line error)."""
+    cfg = _cfg(epochs=1)
+    train(cfg, prepare_data(cfg, [data_file]), tmp_path / "run", progress=False)
+    d = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    d["model"] = [1, 2, 3]
+    torch.save(d, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="weights do not match"):
+        load_model(tmp_path / "bad.pt")
 
 
 def test_latent_analysis_functions():

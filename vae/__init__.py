@@ -5,7 +5,7 @@ One concept per module:
 * :mod:`vae.config`: run settings (dataclasses with JSON round trip);
 * :mod:`vae.data`: representations (sorted distance matrices, coordinates, occupancy
   grids), dataset merging, fingerprint, stratified split;
-* :mod:`vae.models`: the default conv VAE, the study's conv VAE, FC baselines;
+* :mod:`vae.models`: the default pair VAE, the conv VAE, the study's conv VAE, FC baselines;
 * :mod:`vae.loss`: reconstruction + KL (closed form), with all parts returned;
 * :mod:`vae.training`: training loop, checkpoints every epoch, resume, history;
 * :mod:`vae.checkpoint`: safe (weights-only) checkpoints and :class:`TrainedVAE`;
@@ -57,7 +57,7 @@ from vae.latent import (
     latent_tsne,
 )
 from vae.loss import LossParts, kl_standard_normal, vae_loss
-from vae.models import FCVAE, VAE, ConvVAE, StudyConvVAE, VAEOutput, build_model
+from vae.models import FCVAE, VAE, ConvVAE, PairVAE, StudyConvVAE, VAEOutput, build_model
 from vae.sweep import run_sweep
 from vae.training import PreparedData, TrainResult, prepare_data, set_seed, train
 
@@ -100,6 +100,7 @@ __all__ = [
     "FCVAE",
     "VAE",
     "ConvVAE",
+    "PairVAE",
     "StudyConvVAE",
     "VAEOutput",
     "build_model",

@@ -199,12 +199,16 @@ class TrainedVAE:
         return make_inputs(positions, self.info.box, self.config.data)
 
     def check_inputs(self, x: np.ndarray | torch.Tensor) -> None:
-        """Reject inputs whose shape is not this model's representation."""
+        """Reject inputs whose shape is not this model's representation, or that contain
+        NaN or inf."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise CheckpointError(
                 f"inputs have shape {tuple(x.shape[1:])} per configuration, but the model "
                 f"takes {self.config.data.representation!r} inputs of shape "
                 f"{self.input_shape} (N={self.info.n_particles})")
+        finite = torch.isfinite(x).all() if isinstance(x, torch.Tensor) else np.isfinite(x).all()
+        if not finite:
+            raise CheckpointError("inputs contain NaN or inf")
 
     @torch.no_grad()
     def encode(self, x: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +229,11 @@ class TrainedVAE:
     def decode(self, z: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Decoded inputs for latent vectors z (M, D): (M, *input_shape), float32."""
         z = np.asarray(z, dtype=np.float32)
+        d = self.model.latent_dim
+        if z.ndim != 2 or z.shape[1] != d:
+            raise CheckpointError(f"latent vectors: expected shape (M, {d}), got {z.shape}")
+        if not np.isfinite(z).all():
+            raise CheckpointError("latent vectors contain NaN or inf")
         out = [self.model.decode(torch.as_tensor(z[a:a + batch_size], device=self.device))
                .cpu().numpy() for a in range(0, len(z), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, *self.input_shape), np.float32)
@@ -241,7 +250,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     model = build_model(ck.config, ck.info.n_particles, ck.info.box)
     try:
         model.load_state_dict(ck.state_dict)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: weights do not match the saved architecture "
                               f"({str(exc).splitlines()[0]})") from None
     return TrainedVAE(model.to(device), ck.config, ck.info, ck.split, ck.epoch)

@@ -39,6 +39,7 @@ from mcsim.clitools import (
 )
 from vae.config import (
     ARCHS,
+    DEFAULT_ARCH,
     LR_SCHEDULES,
     REPRESENTATIONS,
     SCALINGS,
@@ -58,7 +59,7 @@ def build_parser() -> ArgumentParser:
         description="Train a variational autoencoder on ljvae Monte Carlo datasets.",
         epilog="Defaults reproduce the study's data handling (corner sort, L*sqrt(2) "
                "scaling, lambda = 3.5e-4, Adam 1e-3, batch 128) with the cheaper "
-               "default conv architecture; --arch study selects the study's network.")
+               "default pair-decoder architecture; --arch study selects the study's network.")
     io = p.add_argument_group("input and output")
     io.add_argument("--data", nargs="+", required=True, metavar="FILE",
                     help="ljvae dataset files (HDF5), concatenated")
@@ -89,14 +90,24 @@ def build_parser() -> ArgumentParser:
     d.add_argument("--max-per-gamma", type=positive_int, metavar="M",
                    help="use at most M configurations per gamma")
     m = p.add_argument_group("model and loss")
-    m.add_argument("--arch", choices=ARCHS, help="conv (default), study, fc")
+    m.add_argument("--arch", choices=ARCHS,
+                   help="pair (default for distance matrices), conv (default for grids), "
+                        "study (the study's network), fc (default for coordinates)")
     m.add_argument("--latent-dim", type=positive_int, nargs="+", metavar="D",
                    help="latent dimension (default 40); several values run a sweep")
     m.add_argument("--channels", type=positive_int, nargs="+",
                    help="conv channels per level (default 32 64)")
     m.add_argument("--patch", type=positive_int,
                    help="patch side of the first conv layer (default 3; 2 for grids)")
-    m.add_argument("--hidden", type=positive_int, nargs="+", help="fc hidden widths")
+    m.add_argument("--hidden", type=positive_int, nargs="+",
+                   help="fc hidden widths; pair: MLP-encoder widths, the last = decoder trunk "
+                        "(default 1024 512)")
+    m.add_argument("--embed-dim", type=positive_int, metavar="K",
+                   help="pair: size of a particle embedding (default 16)")
+    m.add_argument("--pair-hidden", type=positive_int, nargs="+", metavar="H",
+                   help="pair: hidden widths of the pair MLP (default 32 32)")
+    m.add_argument("--encoder", choices=("conv", "mlp"),
+                   help="pair: conv encoder (default) or MLP on the upper triangle")
     w = m.add_mutually_exclusive_group()
     w.add_argument("--lambda", dest="lam", type=nonneg_float, nargs="+", metavar="L",
                    help="loss = recon + L * KL (default 3.5e-4); several values run a sweep")
@@ -137,7 +148,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("data", "split_seed"): args.split_seed, ("data", "max_per_gamma"): args.max_per_gamma,
         ("model", "arch"): args.arch, ("model", "channels"): args.channels,
         ("model", "patch"): args.patch,
-        ("model", "hidden"): args.hidden, ("loss", "kl_warmup_epochs"): args.kl_warmup,
+        ("model", "hidden"): args.hidden, ("model", "embed_dim"): args.embed_dim,
+        ("model", "pair_hidden"): args.pair_hidden, ("model", "encoder"): args.encoder,
+        ("loss", "kl_warmup_epochs"): args.kl_warmup,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "seed"): args.seed,
@@ -146,6 +159,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
     for (sec, key), v in sets.items():
         if v is not None:
             base[sec][key] = v
+    if args.arch is None and not args.config and not args.resume:
+        # no architecture named: the representation's default (pair, fc or conv)
+        base["model"]["arch"] = DEFAULT_ARCH[base["data"]["representation"]]
     if args.beta is not None:
         base["loss"]["form"] = "beta"
     elif args.lam is not None:

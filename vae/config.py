@@ -28,6 +28,7 @@ __all__ = [
     "SORT_KEYS",
     "SCALINGS",
     "ARCHS",
+    "DEFAULT_ARCH",
     "LOSS_FORMS",
     "LR_SCHEDULES",
     "DataConfig",
@@ -44,14 +45,18 @@ REPRESENTATIONS = ("distance", "coords", "grid")
 SORT_KEYS = ("corner", "height", "com", "none")
 #: Length scalings: divide by L*sqrt(2) (the study's), by L, or keep sigma units.
 SCALINGS = ("study", "box", "none")
-#: Architectures: default conv VAE, the study's conv VAE, fully connected baseline.
-ARCHS = ("conv", "study", "fc")
+#: Architectures: default pair-decoder VAE, conv VAE, the study's conv VAE, fully connected
+#: baseline.
+ARCHS = ("pair", "conv", "study", "fc")
 #: Loss forms: ``lambda``: recon + w KL (study); ``beta``: (1 - w) recon + w KL.
 LOSS_FORMS = ("lambda", "beta")
 #: Learning-rate schedules.
 LR_SCHEDULES = ("none", "plateau", "cosine")
 #: Which architectures accept which representation.
-_ARCH_FOR = {"distance": ("conv", "study", "fc"), "coords": ("fc",), "grid": ("conv", "fc")}
+_ARCH_FOR = {"distance": ("pair", "conv", "study", "fc"), "coords": ("fc",),
+             "grid": ("conv", "fc")}
+#: The architecture each representation gets when none is named (``train-vae``).
+DEFAULT_ARCH = {"distance": "pair", "coords": "fc", "grid": "conv"}
 
 
 class ConfigError(UserError, ValueError):
@@ -153,23 +158,34 @@ class ModelConfig:
     """Architecture.
 
     Attributes:
-        arch: ``conv`` (default: strided conv encoder, mirrored transposed-conv decoder
-            whose output is a symmetric, zero-diagonal, non-negative matrix), ``study``
-            (the study's exact Conv2D VAE, distance matrices only) or ``fc`` (fully
-            connected, the study's failed first attempts).
+        arch: ``pair`` (default: Conv2D encoder, decoder predicting each distance from
+            a pair of particle embeddings; distance matrices only),
+            ``conv`` (strided conv encoder, mirrored transposed-conv decoder; also for
+            occupancy grids), ``study`` (the study's exact Conv2D VAE, distance matrices
+            only) or ``fc`` (fully connected, the study's failed first attempts). The
+            ``pair`` and ``conv`` decoders output symmetric, zero-diagonal, non-negative
+            matrices by construction.
         latent_dim: dimension of the latent space (study: 40).
-        channels: conv channels per encoder level (``conv``; default (32, 64)).
-        patch: side of the non-overlapping patches of the first ``conv`` layer (default
+        channels: conv channels per encoder level (``conv``, ``pair``; default (32, 64)).
+        patch: side of the non-overlapping patches of the first conv layer (default
             3 for distance matrices, 2 for occupancy grids).
         hidden: hidden widths of the ``fc`` encoder, mirrored in the decoder (default:
-            the study's (45, 30, 15) on coordinates, (512, 128) on matrices and grids).
+            the study's (45, 30, 15) on coordinates, (512, 128) on matrices and grids);
+            of the ``pair`` MLP encoder (default (1024, 512); the ``pair`` decoder trunk
+            takes the last width with either encoder).
+        encoder: ``pair`` encoder, ``conv`` (default) or ``mlp`` (on the upper triangle).
+        embed_dim: size k of a particle embedding in the ``pair`` decoder (default 16).
+        pair_hidden: hidden widths of the ``pair`` decoder's pair MLP (default (32, 32)).
     """
 
-    arch: str = "conv"
+    arch: str = "pair"
     latent_dim: int = 40
     channels: tuple[int, ...] | None = None
     patch: int | None = None
     hidden: tuple[int, ...] | None = None
+    embed_dim: int | None = None
+    pair_hidden: tuple[int, ...] | None = None
+    encoder: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("model.arch", self.arch, ARCHS)
@@ -178,6 +194,11 @@ class ModelConfig:
         self.hidden = _tuple_of_ints("model.hidden", self.hidden)
         if self.patch is not None:
             _check_int("model.patch", self.patch, 1)
+        if self.embed_dim is not None:
+            _check_int("model.embed_dim", self.embed_dim, 1)
+        self.pair_hidden = _tuple_of_ints("model.pair_hidden", self.pair_hidden)
+        if self.encoder is not None:
+            _check_choice("model.encoder", self.encoder, ("conv", "mlp"))
 
 
 @dataclass

@@ -337,6 +337,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
     g_noise = torch.Generator(device=device).manual_seed(t.seed + 1)
     history: list[dict[str, Any]] = []
     best_val, best_epoch, stale, start = math.inf, 0, 0, 1
+    done_before, stopped_before = 0, False
     split = data.split
 
     if resume:
@@ -360,10 +361,11 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
         history = ck.history
         best_val, best_epoch, stale = float(st["best_val"]), int(st["best_epoch"]), int(
             st["stale"])
-        start = ck.epoch + 1
+        done_before = ck.epoch
+        start = done_before + 1
         split = ck.split
         if t.patience and stale >= t.patience:
-            start = t.epochs + 1  # it had already stopped early
+            start, stopped_before = t.epochs + 1, True  # it had already stopped early
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:  # --overwrite: no file of an older run may survive into this one
         for name in RUN_FILES:
@@ -376,8 +378,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
     n_batches = math.ceil(n_train / t.batch_size)
     title = (f"{cfg.model.arch} VAE on {cfg.data.representation}, latent {cfg.model.latent_dim}, "
              f"{cfg.loss.form}={cfg.loss.weight:g}")
-    stopped_early = False
-    epoch = start - 1
+    stopped_early = stopped_before
+    epoch = done_before
     bar = tqdm(total=t.epochs, initial=start - 1, desc="train-vae", unit="epoch",
                disable=not progress, dynamic_ncols=True)
     try:
