@@ -34,8 +34,9 @@ from mcsim.clitools import (
     run_cli,
 )
 from pipelines.anomaly_config import SET_KINDS, STEP_UNITS, AnomalyConfig
+from vae.checkpoint import latest_checkpoint
 
-__all__ = ["build_parser", "config_from_args", "find_latest_checkpoint", "main"]
+__all__ = ["build_parser", "config_from_args", "main"]
 
 _OUTPUTS = ("anomaly.json", "anomaly.md")
 
@@ -189,19 +190,10 @@ def config_from_args(args: argparse.Namespace) -> AnomalyConfig:
     return AnomalyConfig.from_dict(base)
 
 
-def find_latest_checkpoint(root: Path = Path("runs")) -> Path:
-    """The most recently modified ``best.pt`` under ``root`` (recursively)."""
-    found = [p for p in root.rglob("best.pt") if p.is_file()] if root.is_dir() else []
-    if not found:
-        raise UserError(f"--checkpoint: no best.pt under ./{root} (train one with train-vae "
-                        "or pass --checkpoint)")
-    return max(found, key=lambda p: p.stat().st_mtime)
-
-
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    ckpt = Path(args.checkpoint) if args.checkpoint else find_latest_checkpoint()
+    ckpt = Path(args.checkpoint) if args.checkpoint else latest_checkpoint()
     if not ckpt.is_file():
         raise UserError(f"--checkpoint: {ckpt}: no such file")
     run_dir = ckpt.parent

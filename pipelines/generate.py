@@ -72,6 +72,7 @@ from reconstruct.distances import symmetrize_distances
 from reconstruct.metrics import energy_bin_edges
 from reconstruct.pipeline import reconstruct_configurations
 from reconstruct.tumbler import PLACEMENT_RULE, REFLECTION_RULE
+from vae.checkpoint import latest_checkpoint
 from vae.priors import PRIORS, GammaInterpolationWarning, LatentPrior, build_prior
 
 __all__ = [
@@ -287,21 +288,6 @@ def checkpoint_fingerprint(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
-
-
-def latest_checkpoint(root: str | os.PathLike = "runs") -> Path:
-    """The most recently modified ``best.pt`` under ``root`` (recursive).
-
-    Raises:
-        UserError: no such file.
-    """
-    r = Path(root)
-    found = sorted(r.rglob("best.pt"), key=lambda p: (p.stat().st_mtime, str(p))) \
-        if r.is_dir() else []
-    if not found:
-        raise UserError(f"--checkpoint: no best.pt found under {r}/ (train one with "
-                        "train-vae, or pass --checkpoint)")
-    return found[-1]
 
 
 def _require_distance_model(trained) -> None:

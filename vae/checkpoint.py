@@ -48,6 +48,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_model",
+    "latest_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "ljvae-vae-checkpoint"
@@ -254,3 +255,19 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
         raise CheckpointError(f"{path}: weights do not match the saved architecture "
                               f"({str(exc).splitlines()[0]})") from None
     return TrainedVAE(model.to(device), ck.config, ck.info, ck.split, ck.epoch)
+
+
+def latest_checkpoint(root: str | os.PathLike = "runs") -> Path:
+    """The most recently modified ``best.pt`` under ``root`` (recursive; ties broken by
+    path): the default model of ``anomaly-test`` and ``generate``.
+
+    Raises:
+        CheckpointError: there is none.
+    """
+    r = Path(root)
+    found = sorted((p for p in r.rglob("best.pt") if p.is_file()),
+                   key=lambda p: (p.stat().st_mtime, str(p))) if r.is_dir() else []
+    if not found:
+        raise CheckpointError(f"--checkpoint: no best.pt found under {r}/ (train one with "
+                              "train-vae, or pass --checkpoint)")
+    return found[-1]
