@@ -4,7 +4,8 @@ Pipeline (one call of :func:`generate_configurations`)::
 
     z ~ prior(gamma)                (vae.priors: normal, pca, gmm, buffer, flow)
       -> decoder -> distance matrix (input units, times the length scale -> sigma)
-      -> symmetrize -> Gram + top-two embedding -> tumbler  (reconstruct)
+      -> symmetrize -> Gram + top-two embedding -> placement  (reconstruct; thermal:
+         the exact Boltzmann law of orientation, mirror and offsets given the shape)
       -> positions (n, N, 2) in the box, sigma
 
 Each configuration carries its Euclidean-quality score (the Gram residual: spectral
@@ -71,7 +72,7 @@ from mcsim.potentials import Potential, total_energy
 from reconstruct.distances import symmetrize_distances
 from reconstruct.metrics import energy_bin_edges
 from reconstruct.pipeline import reconstruct_configurations
-from reconstruct.tumbler import PLACEMENT_RULE, REFLECTION_RULE
+from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
 from vae.checkpoint import latest_checkpoint
 from vae.priors import PRIORS, GammaInterpolationWarning, LatentPrior, build_prior
 
@@ -148,6 +149,8 @@ class GenerateConfig:
             come from the sampler.
         write_sets: write every generated set (and the MC floor set) as a dataset.
         xyz: also write extended XYZ next to each generated set.
+        placement: how reconstructed shapes are put in the box
+            (:data:`reconstruct.placement.PLACEMENTS`; default thermal).
     """
 
     priors: tuple[str, ...] = PRIORS
@@ -178,6 +181,7 @@ class GenerateConfig:
     speed_batch: int = 64
     write_sets: bool = True
     xyz: bool = False
+    placement: str = DEFAULT_PLACEMENT
 
     def __post_init__(self) -> None:
         pri = self.priors
@@ -237,6 +241,8 @@ class GenerateConfig:
                 _bad(name, "must be true or false", getattr(self, name))
         if self.floor not in FLOORS:
             _bad("floor", f"must be one of {', '.join(FLOORS)}", self.floor)
+        if self.placement not in PLACEMENTS:
+            _bad("placement", f"must be one of {', '.join(PLACEMENTS)}", self.placement)
 
     def prior_params(self, name: str) -> dict[str, Any]:
         """Keyword arguments of :func:`vae.priors.build_prior` for prior ``name``."""
@@ -423,6 +429,7 @@ class GeneratedSet:
         seconds: time of each step (prior, decode, reconstruct, checks), summed over
             every draw.
         box, overlap_threshold, reject_unphysical: settings.
+        placement, temperature: the placement rule and its temperature (thermal).
     """
 
     positions: np.ndarray
@@ -441,6 +448,8 @@ class GeneratedSet:
     box: float
     overlap_threshold: float
     reject_unphysical: bool
+    placement: str = DEFAULT_PLACEMENT
+    temperature: float | None = None
 
     def __len__(self) -> int:
         return int(self.positions.shape[0])
@@ -485,21 +494,23 @@ class GeneratedSet:
         }
 
 
-def _derived_seed(seed: int, round_: int) -> int:
-    if round_ == 0:
+def _derived_seed(seed: int, round_: int, stream: int = 0x6E) -> int:
+    if round_ == 0 and stream == 0x6E:
         return int(seed)
-    ss = np.random.SeedSequence(int(seed), spawn_key=(0x6E, round_))
+    ss = np.random.SeedSequence(int(seed), spawn_key=(stream, round_))
     return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(2))
 
 
 def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
-             seconds: dict[str, float]) -> tuple[np.ndarray, ...]:
-    """Decode, reconstruct and check latents z (m, D); accumulates step times."""
+             seconds: dict[str, float], placement: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """Decode, reconstruct and check latents z (m, D); accumulates step times.
+    ``placement``: keyword arguments of the placement (rule, gamma, temperature,
+    seed, start index)."""
     t1 = time.perf_counter()
     dec = trained.decode(z, batch_size=_DECODE_BATCH)
     t2 = time.perf_counter()
     d = symmetrize_distances(dec[:, 0].astype(np.float64) * scale)  # input units -> sigma
-    rec = reconstruct_configurations(d, box)
+    rec = reconstruct_configurations(d, box, **placement)
     t3 = time.perf_counter()
     pos = rec.positions
     if pos.shape[1] > 1:
@@ -514,10 +525,27 @@ def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
             out_of_box)
 
 
+def model_temperature(trained) -> float:
+    """The temperature of the ensemble a model was trained on (from its training
+    files' simulation configs).
+
+    Raises:
+        UserError: the files record no temperature, or several.
+    """
+    temps = {s.temperature for s in _sim_configs(list(trained.info.files)).values()}
+    if len(temps) != 1:
+        raise UserError("checkpoint: its training files record "
+                        + ("no temperature" if not temps else "several temperatures")
+                        + "; thermal placement needs one (use placement 'lowest')")
+    return float(next(iter(temps)))
+
+
 def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | None, *,
                             seed: int = 0, potential: Potential | None = None,
                             overlap: float = 0.8, reject_unphysical: bool = False,
                             max_draw_factor: float = 20.0, batch_size: int = 8192,
+                            placement: str = DEFAULT_PLACEMENT,
+                            temperature: float | None = None,
                             progress: bool = False) -> GeneratedSet:
     """Generate ``n`` configurations at ``gamma`` (pipeline in the module docstring).
 
@@ -536,6 +564,10 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
         batch_size: configurations decoded and reconstructed at once (memory bound);
             rounded up to a multiple of 1024, the decoder's own batch, so that it does
             not change the output (torch's float32 results depend on batch shapes).
+        placement: how shapes are put in the box (:mod:`reconstruct.placement`);
+            ``thermal`` (default) draws them from the Boltzmann law at ``gamma`` and
+            the temperature, seeded by (seed, round).
+        temperature: k_B T of the thermal placement (default: the training data's).
         progress: progress bar (shown for large n only).
 
     Raises:
@@ -550,6 +582,13 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
     if not _is_int(n) or n < 0:
         raise UserError(f"n: must be a non-negative integer, got {n!r}")
     gamma_key = prior.check_gamma(gamma)  # one check (and warning) for the whole set
+    if placement not in PLACEMENTS:
+        raise UserError(f"placement: unknown rule {placement!r} ({', '.join(PLACEMENTS)})")
+    if placement == "thermal":
+        if gamma_key is None:
+            raise UserError("thermal placement needs a gamma (use placement 'lowest' for "
+                            "the mixture over trained gammas)")
+        temperature = model_temperature(trained) if temperature is None else temperature
     batch_size = max(1, -(-int(batch_size) // _DECODE_BATCH)) * _DECODE_BATCH
     box = float(trained.info.box)
     scale = length_scale(trained.config.data.scaling, box)
@@ -576,7 +615,12 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
                 warnings.simplefilter("ignore", GammaInterpolationWarning)
                 z = prior.sample(m, gamma_key, seed=_derived_seed(seed, round_))
             seconds["prior"] += time.perf_counter() - t0
-            res = [_process(trained, z[a:a + batch_size], scale, box, overlap, seconds)
+            place_kw = {"placement": placement}
+            if placement == "thermal":
+                place_kw.update(gamma=gamma_key, temperature=temperature,
+                                seed=_derived_seed(seed, round_, stream=0x70))
+            res = [_process(trained, z[a:a + batch_size], scale, box, overlap, seconds,
+                            {**place_kw, "start": a})
                    for a in range(0, m, batch_size)]
             batch = tuple(np.concatenate([r[i] for r in res]) for i in range(6))
             drawn += m
@@ -604,7 +648,8 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
         seed=int(seed), energy=energy, residual=cols[1], negative=cols[2],
         min_distance=cols[3], overlap=cols[4], outside=cols[5], n_drawn=int(drawn),
         seconds=seconds, box=box, overlap_threshold=float(overlap),
-        reject_unphysical=bool(reject_unphysical))
+        reject_unphysical=bool(reject_unphysical), placement=placement,
+        temperature=None if temperature is None else float(temperature))
 
 
 def write_generated(path: str | os.PathLike, generated: GeneratedSet | list[GeneratedSet], *,
@@ -659,8 +704,9 @@ def write_generated(path: str | os.PathLike, generated: GeneratedSet | list[Gene
                              if k not in ("seconds", "rate_per_s")}  # no timings: files
                             for g in sets], sort_keys=True),  # are reproducible
         "gram_variant": "centered",
-        "reflection_rule": REFLECTION_RULE,
-        "placement_rule": PLACEMENT_RULE,
+        "placement": first.placement,
+        "placement_rule": PLACEMENTS[first.placement].description,
+        **({} if first.temperature is None else {"temperature": first.temperature}),
     }
     all_attrs = {**base, **(attrs or {})}
     extra = {"gram_residual": cat("residual"), "gram_negative": cat("negative"),
@@ -1194,7 +1240,8 @@ def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, load_mode
     if cfg.write_sets:
         sets_dir.mkdir(exist_ok=True)
     # warm-up: compile / load the numba kernels so that no timing includes it
-    generate_configurations(trained, fitted[cfg.priors[0]], 4, gammas[0], seed=cfg.seed)
+    generate_configurations(trained, fitted[cfg.priors[0]], 4, gammas[0], seed=cfg.seed,
+                            placement=cfg.placement)
     k_relax = cfg.relax_sweeps
     bar = tqdm(total=len(gammas) * (len(cfg.priors) + 1), desc="generate+judge",
                disable=not progress, dynamic_ncols=True)
@@ -1231,7 +1278,7 @@ def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, load_mode
                 gs = generate_configurations(
                     trained, fitted[name], n, g, seed=cfg.seed, potential=pot,
                     overlap=cfg.overlap, reject_unphysical=cfg.reject_unphysical,
-                    max_draw_factor=cfg.max_draw_factor)
+                    max_draw_factor=cfg.max_draw_factor, placement=cfg.placement)
                 gen[name] = gs
                 per_prior_rates[name].append(gs.rate)
                 if cfg.write_sets:

@@ -42,6 +42,7 @@ from mcsim.clitools import (
     positive_int,
     run_cli,
 )
+from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
 from vae.priors import PRIORS
 
 __all__ = ["build_parser", "main"]
@@ -85,6 +86,10 @@ def build_parser() -> ArgumentParser:
                    help="redraw configurations with an overlap or outside the box")
     p.add_argument("--overlap", type=positive_float, default=0.8, metavar="SIGMA",
                    help="closest allowed pair distance (default 0.8 sigma)")
+    p.add_argument("--placement", choices=tuple(PLACEMENTS), default=DEFAULT_PLACEMENT,
+                   help="how shapes are put in the box: thermal (exact Boltzmann law at "
+                   "gamma and the training temperature), lowest, or edge (the study's "
+                   "tumbler); default thermal")
     p.add_argument("--max-draw-factor", type=positive_float, default=20.0, metavar="F",
                    help="with --reject-unphysical, give up after drawing F x n (default 20)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the draws (default 0)")
@@ -196,7 +201,7 @@ def _main(argv: list[str] | None = None) -> int:
         gmm_components=args.gmm_components, flow_epochs=args.flow_epochs,
         reject_unphysical=args.reject_unphysical, overlap=args.overlap,
         max_draw_factor=args.max_draw_factor, relax_sweeps=args.relax_sweeps,
-        n_boot=args.n_boot, threads=args.threads)
+        n_boot=args.n_boot, threads=args.threads, placement=args.placement)
     progress = not args.no_progress
     torch.set_num_threads(args.threads)
     with numba_threads(args.threads), threadpool_limits(limits=args.threads), \
@@ -248,7 +253,8 @@ def _main(argv: list[str] | None = None) -> int:
             sets = [generate_configurations(
                 trained, prior, args.n, g, seed=args.seed, potential=potential,
                 overlap=args.overlap, reject_unphysical=args.reject_unphysical,
-                max_draw_factor=args.max_draw_factor, progress=progress) for g in gammas]
+                max_draw_factor=args.max_draw_factor, placement=args.placement,
+                progress=progress) for g in gammas]
             extra = {"prior_file": args.load_prior} if args.load_prior else {}
             write_generated(path, sets, attrs={**attrs, **extra}, xyz=xyz,
                             overwrite=args.overwrite)

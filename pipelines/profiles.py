@@ -86,7 +86,8 @@ QUICK: dict[str, Any] = {
     "sweep": {"latent_dims": [10, 40], "weights": [1e-4, 1e-3], "epochs": 8,
               "max_per_gamma": 400},
     "latent": {"tsne_points": 300, "n_traverse": 5, "seed": 0},
-    "reconstruct": {"n_boot": 100, "bins": 30, "profile_bins": 25, "seed": 0},
+    "reconstruct": {"n_boot": 100, "bins": 30, "profile_bins": 25, "seed": 0,
+                    "placement": "thermal"},
     "anomaly": {"n": 300, "bootstrap": 200, "impute_n": 100, "iforest_trees": 100},
     "generate": {"n": 1000, "flow_epochs": 20, "n_boot": 100},
 }
@@ -107,7 +108,8 @@ FULL: dict[str, Any] = {
     "sweep": {"latent_dims": [10, 20, 40, 80], "weights": [1e-4, 3.5e-4, 1e-3],
               "epochs": 30, "max_per_gamma": 10_000},
     "latent": {"tsne_points": 2000, "n_traverse": 5, "seed": 0},
-    "reconstruct": {"n_boot": 200, "bins": 30, "profile_bins": 40, "seed": 0},
+    "reconstruct": {"n_boot": 200, "bins": 30, "profile_bins": 40, "seed": 0,
+                    "placement": "thermal"},
     "anomaly": {"n": 2000},
     "generate": {},
 }

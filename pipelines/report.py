@@ -358,14 +358,15 @@ def _detail_reconstruct(s: dict[str, Any]) -> list[Block]:
                          f"{d['rmsd_median']:.2g}", f"{100 * d['overlap_fraction']:.0f} %",
                          f"{100 * d['fits_fraction']:.0f} %"])
     return [("p", f"{s['n_test']:,} test configurations: decoded matrices decode(μ_z(x)) → "
-                  "Gram embedding → tumbler, never aligned to the original; the exact "
+                  f"Gram embedding → {s.get('placement', 'edge')} placement, never "
+                  "aligned to the original; the exact "
                   "matrices of the same configurations go through the same steps as a "
                   f"control. Energies: {s['potential']} cut at {s['cutoff']} σ plus gravity, "
                   "every pair counted. Floors: the same statistic between the original "
                   "sample and a bootstrap resample of itself."),
             ("table", ["input", "γ", "n", "JS", "JS floor", "JS, r < 1 skipped", "W1 (ε)",
                        "W1 floor",
-                       "median |ΔU| (ε)", "median RMSD (σ)",
+                       "median |ΔU| (ε)", "median RMSD, mirror allowed (σ)",
                        f"pair < {s['overlap_threshold_sigma']} σ", "fits box"], rows)]
 
 

@@ -168,6 +168,10 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, str]:
     for k, lo in (("n_boot", 2), ("bins", 1), ("profile_bins", 1), ("seed", 0)):
         need(is_int(rc[k]) and rc[k] >= lo, f"reconstruct.{k}", f"must be an integer >= {lo}",
              rc[k])
+    from reconstruct.placement import PLACEMENTS
+
+    need(rc["placement"] in PLACEMENTS, "reconstruct.placement",
+         f"must be one of {', '.join(PLACEMENTS)}", rc["placement"])
     missing = {}
     for section, stages in (("anomaly", ("anomaly_data", "anomaly")),
                             ("generate", ("generate",))):

@@ -2,8 +2,10 @@
 
 For every test configuration of the trained model's split, the decoded distance
 matrix decode(mu_z(x)) (scaled back to sigma, symmetrised) goes through the Gram
-embedding and the gravitational tumbler (:func:`reconstruct.reconstruct_configurations`),
-with no alignment to the original (the study aligned to the ground truth, an oracle).
+embedding and a placement in the box (:func:`reconstruct.reconstruct_configurations`;
+``reconstruct.placement`` of the profile, thermal by default: the exact Boltzmann law
+of orientation, mirror and offsets given the shape), with no alignment to the original
+(the study aligned to the ground truth, an oracle).
 The exact distance matrices of the same configurations go through the same pipeline
 as a control: what the reconstruction alone costs.
 
@@ -152,7 +154,8 @@ def stage_reconstruct(ctx: StageContext) -> dict[str, Any]:
     recs = {}
     rmsds = {}
     for method, dist in matrices.items():
-        rec = reconstruct_configurations(dist, box)
+        rec = reconstruct_configurations(dist, box, placement=p["placement"], gamma=gamma,
+                                         temperature=_temperature(ctx), seed=p["seed"])
         recs[method] = rec
         pos = rec.positions
         per, comps = {}, {}
@@ -190,6 +193,7 @@ def stage_reconstruct(ctx: StageContext) -> dict[str, Any]:
                 for g in gs}
     _figure_profiles(ctx, profiles, gs)
     return {"n_test": int(len(te)), "methods": results, "potential": potential.spec,
+            "placement": p["placement"],
             "cutoff": potential.cutoff, "oracle_alignment": False,
             "overlap_threshold_sigma": OVERLAP_SIGMA,
             "files": ["reconstructed_vae.h5", "reconstructed_exact.h5"]}
@@ -226,7 +230,8 @@ def _figure_energies(ctx: StageContext, comparisons, gs, n: int) -> None:
             ax.set_title(f"γ = {g:g}: {label}", fontsize=9)
             ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Energies of test configurations, original vs reconstructed (Gram + "
-                 "tumbler, no oracle alignment; LJ + gravity)", fontsize=10)
+                 f"{ctx.params['placement']} placement, no oracle alignment; LJ + gravity)",
+                 fontsize=10)
     _save(fig, ctx.dir / "energies.png")
     ctx.figures.append("energies.png")
 
@@ -256,8 +261,10 @@ def _figure_examples(ctx: StageContext, orig, recs, rmsds, gamma, gs, box: float
                            edge=tuple(recs["exact"].tumbled.edge[i]),
                            title=f"from exact matrix\nRMSD {rmsds['exact'][i]:.1g} σ",
                            limits=(lo, hi))
-    fig.suptitle("Typical test configurations (median RMSD of the VAE reconstruction per γ); "
-                 "red: resting edge chosen by the tumbler", fontsize=10)
+    fig.suptitle("Typical test configurations (median RMSD, mirror allowed, of the VAE "
+                 f"reconstruction per γ); {ctx.params['placement']} placement"
+                 + ("; red: resting edge" if ctx.params["placement"] == "edge" else ""),
+                 fontsize=10)
     _save(fig, ctx.dir / "examples.png")
     ctx.figures.append("examples.png")
 

@@ -12,6 +12,12 @@ original configurations then serve for the metrics and the figure). Output: an
 ljvae dataset (``source = reconstruct``, every parameter in its attributes,
 per-configuration diagnostics under ``extra/``), optionally extended XYZ and a PNG.
 Nothing is written if anything fails; existing files are kept unless --overwrite.
+
+The placement is thermal by default (:mod:`reconstruct.placement`): it needs gamma
+and the temperature, taken from the dataset (or --originals), else from --gamma and
+--temperature. Comparisons with the originals (RMSD, distance error, energy W1/JS
+with bootstrap errors, rho(y)) are computed with --metrics, --plot or --originals;
+otherwise only the cheap per-configuration scores (Gram quality, fit, energy).
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ from reconstruct.embedding import EMBED_METHODS, Embedding, embed_distances
 from reconstruct.evaluation import evaluate_reconstruction
 from reconstruct.gram import GRAM_VARIANTS
 from reconstruct.pipeline import Reconstruction, write_reconstruction
-from reconstruct.tumbler import Tumbled, tumble
+from reconstruct.placement import DEFAULT_N_ANGLES, DEFAULT_PLACEMENT, PLACEMENTS, place
+from reconstruct.tumbler import Tumbled
 
 __all__ = ["main", "build_parser", "run"]
 
@@ -58,8 +65,9 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog=PROG,
         description="Rebuild 2D configurations from distance matrices: Gram matrix, "
-        "top-two eigen-embedding, then the gravitational tumbler puts each one on the "
-        "floor of the box. Never looks at the original configurations.",
+        "top-two eigen-embedding, then a placement puts each shape in the box (thermal: "
+        "drawn from its exact Boltzmann law given the shape). Never looks at the "
+        "original configurations.",
     )
     p.add_argument("input", help=".npy distance matrices (M, N, N) or an ljvae dataset (.h5)")
     p.add_argument("-o", "--out", required=True, help="output dataset (.h5)")
@@ -74,9 +82,19 @@ def build_parser() -> ArgumentParser:
                    help="eigensolver: numba kernel or numpy.linalg.eigh (default fast)")
     p.add_argument("--box", type=positive_float,
                    help="box side L in sigma (default: from the dataset, else 10)")
+    p.add_argument("--placement", choices=tuple(PLACEMENTS), default=DEFAULT_PLACEMENT,
+                   help="thermal: exact conditional Boltzmann law given the shape; lowest: "
+                   "least gravitational energy that fits in the box; edge: the study's "
+                   "tumbler, ignoring walls (default thermal)")
+    p.add_argument("--n-angles", type=positive_int, default=DEFAULT_N_ANGLES,
+                   help=f"angle bins of the placement (any value is exact for thermal; "
+                   f"default {DEFAULT_N_ANGLES})")
     p.add_argument("--gamma", type=float,
                    help="field strength for .npy input (default: from --originals; "
-                   "without either, energies are not computed)")
+                   "without either, energies are not computed and thermal placement "
+                   "is not possible)")
+    p.add_argument("--temperature", type=positive_float,
+                   help="k_B T in epsilon for .npy input (default: from --originals)")
     p.add_argument("--potential",
                    help="pair potential for energies: lj, nm:N,M or ideal (default: from "
                    "the dataset, else lj)")
@@ -91,13 +109,18 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--rtol", type=positive_float, default=DEFAULT_RTOL,
                    help=f"relative tolerance of the distance-matrix check (default "
                    f"{DEFAULT_RTOL:g})")
+    p.add_argument("--metrics", action="store_true",
+                   help="compare with the original configurations (RMSD, distance error, "
+                   "energy W1/JS with bootstrap errors, rho(y)); implied by --plot and "
+                   "--originals")
     p.add_argument("--n-plot", type=positive_int, default=4,
                    help="configurations shown in the figure (default 4)")
     p.add_argument("--bins", type=positive_int, default=30,
                    help="equal-count bins of the Jensen-Shannon distance (default 30)")
     p.add_argument("--n-boot", type=positive_int, default=200,
                    help="bootstrap replicates for error bars (default 200)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--seed", type=nonneg_int, default=0,
+                   help="seed of the thermal placement and of the bootstrap (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=8192,
                    help="matrices per batch (progress bar granularity; default 8192)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -111,6 +134,7 @@ class _Input:
     original: np.ndarray | None  # (M, N, 2)
     gamma: np.ndarray  # (M,), NaN if unknown
     box: float
+    temperature: float | None
     potential: Potential
     attrs: dict
 
@@ -123,6 +147,16 @@ def _potential(args, attrs: dict | None) -> Potential:
         return Potential.parse(str(spec), cutoff)
     except ValueError as exc:
         raise UserError(f"--potential/--cutoff: {exc}") from None
+
+
+def _temperature(value, source) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
+            or not 0 < float(value) < np.inf:
+        raise UserError(f"{source}: temperature attribute must be a positive number, got "
+                        f"{value!r}")
+    return float(value)
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -155,8 +189,9 @@ def _read_input(args) -> _Input:
         if len(ds) == 0:
             raise UserError(f"{path}: dataset holds no configurations")
         box = args.box if args.box is not None else ds.box
+        temp = ds.attrs.get("temperature") if args.temperature is None else args.temperature
         return _Input(distance_matrices(ds.positions), ds.positions, ds.gamma, box,
-                      _potential(args, ds.attrs), dict(ds.attrs))
+                      _temperature(temp, path), _potential(args, ds.attrs), dict(ds.attrs))
     if args.gamma is not None and not np.isfinite(args.gamma):
         raise UserError("--gamma: must be a finite number")
     arr = _load_npy(path)
@@ -178,20 +213,26 @@ def _read_input(args) -> _Input:
         if args.gamma is None:
             gamma = ds.gamma
         box = ds.box if box is None else box
+    temp = attrs.get("temperature") if args.temperature is None else args.temperature
     return _Input(arr.astype(np.float64), original, gamma, 10.0 if box is None else box,
-                  _potential(args, attrs or None), attrs)
+                  _temperature(temp, args.originals), _potential(args, attrs or None), attrs)
 
 
-def _concat(parts: list[tuple[Embedding, Tumbled]], method: str) -> Reconstruction:
-    e0, t0 = parts[0]
+def _concat(parts: list[Reconstruction]) -> Reconstruction:
+    first = parts[0]
+    if len(parts) == 1:
+        return first
     cat = np.concatenate
-    emb = Embedding(cat([e.coords for e, _ in parts]), cat([e.eigenvalues for e, _ in parts]),
-                    cat([e.residual for e, _ in parts]), cat([e.negative for e, _ in parts]),
+    e0 = first.embedding
+    emb = Embedding(*(cat([getattr(r.embedding, f) for r in parts]) for f in
+                      ("coords", "eigenvalues", "residual", "negative")),
                     e0.variant, e0.reference)
-    tmb = Tumbled(*(cat([getattr(t, f) for _, t in parts]) for f in
-                    ("positions", "width", "height", "com_height", "edge", "reflected",
-                     "fits")), box=t0.box)
-    return Reconstruction(emb, tmb, method)
+    fields = ("positions", "width", "height", "com_height", "edge", "reflected", "fits")
+    opt = {f: cat([getattr(r.tumbled, f) for r in parts])
+           for f in ("theta", "tries") if getattr(first.tumbled, f) is not None}
+    tmb = Tumbled(*(cat([getattr(r.tumbled, f) for r in parts]) for f in fields),
+                  box=first.tumbled.box, **opt)
+    return Reconstruction(emb, tmb, first.method, first.placement, first.placement_params)
 
 
 @contextlib.contextmanager
@@ -242,41 +283,64 @@ def run(argv: list[str] | None = None) -> int:
                 if "not a distance matrix" in str(exc) and not args.symmetrize else "")
         raise UserError(f"{exc}{hint}") from None
     m, n = dist.shape[0], dist.shape[1]
+    have_gamma = bool(np.all(np.isfinite(inp.gamma)))
+    if args.placement == "thermal" and not (have_gamma and inp.temperature is not None):
+        missing = " and ".join(w for w, ok in (("gamma", have_gamma),
+                                               ("temperature", inp.temperature is not None))
+                               if not ok)
+        raise UserError(f"--placement thermal: needs the ensemble; {missing} unknown for "
+                        f"{args.input} (give --gamma/--temperature or --originals, or use "
+                        "--placement lowest)")
+    if args.placement == "thermal" and np.any(inp.gamma < 0):
+        raise UserError("--gamma: thermal placement needs gamma >= 0")
+    want_metrics = bool(args.metrics or args.plot or args.originals)
 
     parts = []
-    bar = tqdm(total=m, unit="cfg", desc=PROG, disable=args.quiet or m <= args.batch_size,
-               file=sys.stderr)
+    bar = tqdm(total=m, unit="cfg", desc=PROG, disable=args.quiet or m <= args.batch_size
+               or not sys.stderr.isatty(), file=sys.stderr)
     with bar:
         for s in range(0, m, args.batch_size):
-            emb = embed_distances(dist[s:s + args.batch_size], args.variant,
-                                  args.reference_index, method=args.method, rtol=np.inf)
-            parts.append((emb, tumble(emb.coords, inp.box)))
+            sl = slice(s, s + args.batch_size)
+            emb = embed_distances(dist[sl], args.variant, args.reference_index,
+                                  method=args.method, rtol=np.inf)
+            placed = place(emb.coords, inp.box, args.placement,
+                           gamma=inp.gamma[sl] if have_gamma else None,
+                           temperature=inp.temperature, seed=args.seed,
+                           n_angles=args.n_angles, start=s)
+            params = ({"temperature": inp.temperature, "seed": args.seed,
+                       "n_angles": args.n_angles} if args.placement == "thermal" else
+                      {"n_angles": args.n_angles} if args.placement == "lowest" else {})
+            parts.append(Reconstruction(emb, placed, args.method, args.placement, params))
             bar.update(emb.coords.shape[0])
-    rec = _concat(parts, args.method)
+    rec = _concat(parts)
 
-    have_gamma = bool(np.all(np.isfinite(inp.gamma)))
-    ev = evaluate_reconstruction(rec, dist, original=inp.original,
-                                 gamma=inp.gamma if have_gamma else None,
-                                 potential=inp.potential, n_bins=args.bins,
-                                 n_boot=args.n_boot, seed=args.seed)
-    energy = ev.energy
+    if want_metrics:
+        ev = evaluate_reconstruction(rec, dist, original=inp.original,
+                                     gamma=inp.gamma if have_gamma else None,
+                                     potential=inp.potential, n_bins=args.bins,
+                                     n_boot=args.n_boot, seed=args.seed)
+        energy, summary, ev_extra = ev.energy, ev.summary(), ev.extra()
+    else:
+        ev = None
+        energy = total_energy(rec.positions, inp.gamma, inp.potential) if have_gamma else None
+        summary, ev_extra = {}, {}
 
     keep = ("temperature", "potential", "cutoff", "sweeps", "protocol", "seed", "delta")
     attrs = {f"input_{k}": inp.attrs[k] for k in keep if k in inp.attrs}
-    if "temperature" in inp.attrs:  # the ensemble the configurations stand for
-        attrs["temperature"] = inp.attrs["temperature"]
+    if inp.temperature is not None:  # the ensemble the configurations stand for
+        attrs["temperature"] = inp.temperature
     attrs.update({
         "input": str(args.input), "originals": args.originals or "none",
         "potential": inp.potential.spec,
         "cutoff": "none" if inp.potential.cutoff is None else inp.potential.cutoff,
         "symmetrized": bool(args.symmetrize), "rtol": float(args.rtol),
-        "energy_bins": int(args.bins), "n_boot": int(args.n_boot),
-        "bootstrap_seed": int(args.seed), **ev.summary(),
+        "metrics": want_metrics, "energy_bins": int(args.bins), "n_boot": int(args.n_boot),
+        "bootstrap_seed": int(args.seed), **summary,
     })
 
     with _staged(outputs) as tmps:
         write_reconstruction(tmps[0], rec, gamma=inp.gamma, energy=energy, attrs=attrs,
-                             extra=ev.extra(), overwrite=True)
+                             extra=ev_extra, overwrite=True)
         t = 1
         if args.xyz:
             write_xyz(tmps[t], rec.positions, box=inp.box, energy=energy,
@@ -295,10 +359,11 @@ def run(argv: list[str] | None = None) -> int:
                     else total_energy(inp.original, inp.gamma, inp.potential), energy),
                 comparison=ev.energies, profiles=(ev.profile_original, ev.profile),
                 notes=None if ev.rmsd is None else [
-                    f"RMSD {ev.rmsd[i]:.2g}, placement {ev.placement_rmsd[i]:.2g} σ"
+                    f"RMSD {ev.rmsd[i]:.2g} σ (mirror allowed), placement "
+                    f"{ev.placement_rmsd[i]:.2g} σ"
                     for i in idx],
                 title=f"{Path(args.input).name}: {m} configurations, N={n}, "
-                f"{args.variant} Gram, box {inp.box:g}",
+                f"{args.variant} Gram, {args.placement} placement, box {inp.box:g}",
             )
             fig.savefig(tmps[t], format="png", dpi=130)
 
@@ -308,14 +373,15 @@ def run(argv: list[str] | None = None) -> int:
             + (f" (reference {args.reference_index})" if args.variant == "reference" else ""),
             f"  Gram residual (share outside top 2): {_fmt(rec.embedding.residual)}",
             f"  Gram negative share: {_fmt(rec.embedding.negative)}",
-            f"  distance RMS error vs input matrices: {_fmt(ev.distance_rms)}",
-            f"  fit in the box: {int(rec.fits.sum())}/{m}",
+            f"  placement: {args.placement}; fit in the box: {int(rec.fits.sum())}/{m}",
         ]
-        if ev.rmsd is not None:
+        if ev is not None:
+            lines.append(f"  distance RMS error vs input matrices: {_fmt(ev.distance_rms)}")
+        if ev is not None and ev.rmsd is not None:
             lines.append(f"  RMSD to originals (aligned, mirror allowed): {_fmt(ev.rmsd)}")
             lines.append(f"  placement RMSD (x-shift/mirror only): "
                          f"{_fmt(ev.placement_rmsd)}")
-        if ev.energies is not None:
+        if ev is not None and ev.energies is not None:
             c = ev.energies
             lines.append(f"  energy W1 = {c.w1:.4g} ± {c.w1_err:.2g} (floor {c.w1_floor:.2g}), "
                          f"JS = {c.js:.4f} ± {c.js_err:.4f} (floor {c.js_floor:.4f}), "

@@ -2,7 +2,11 @@
 an ljvae dataset.
 
     distances (M, N, N) --gram + eigen-embedding--> coords (M, N, 2), any frame
-                        --tumbler--> positions (M, N, 2) in [0, L]^2
+                        --placement--> positions (M, N, 2) in [0, L]^2
+
+The placement (:mod:`reconstruct.placement`) is ``thermal`` by default: the exact
+conditional Boltzmann law of orientation, mirror image and offsets given the shape,
+which needs the ensemble (gamma per configuration and the temperature).
 
 Nothing here looks at original configurations: the output depends on the distance
 matrices (and the box) only.
@@ -20,7 +24,8 @@ import numpy as np
 from mcsim.io import write_dataset
 from reconstruct.distances import DEFAULT_RTOL
 from reconstruct.embedding import Embedding, embed_distances
-from reconstruct.tumbler import PLACEMENT_RULE, REFLECTION_RULE, Tumbled, tumble
+from reconstruct.placement import DEFAULT_N_ANGLES, DEFAULT_PLACEMENT, PLACEMENTS, place
+from reconstruct.tumbler import REFLECTION_RULE, Tumbled
 
 __all__ = ["Reconstruction", "reconstruct_configurations", "write_reconstruction"]
 
@@ -32,13 +37,17 @@ class Reconstruction:
     Attributes:
         embedding: the Gram/eigen step (coordinates in an arbitrary frame, spectrum,
             quality scores ``residual`` and ``negative``).
-        tumbled: the configurations resting in the box (``positions``, ``fits``, ...).
+        tumbled: the placed configurations (``positions``, ``fits``, ...).
         method: eigensolver used (``fast`` or ``lapack``).
+        placement: the placement rule (:data:`reconstruct.placement.PLACEMENTS`).
+        placement_params: its parameters (temperature, seed, n_angles), for attributes.
     """
 
     embedding: Embedding
     tumbled: Tumbled
     method: str
+    placement: str = "edge"
+    placement_params: dict[str, Any] | None = None
 
     @property
     def positions(self) -> np.ndarray:
@@ -66,6 +75,8 @@ class Reconstruction:
             "com_height": t.com_height,
             "resting_edge": t.edge.astype(np.float64),
             "reflected": t.reflected.astype(np.float64),
+            **({} if t.theta is None else {"theta": t.theta}),
+            **({} if t.tries is None else {"placement_tries": t.tries.astype(np.float64)}),
         }
 
     def attrs(self) -> dict[str, Any]:
@@ -78,8 +89,11 @@ class Reconstruction:
             "gram_variant": e.variant,
             "gram_reference": int(e.reference),
             "eigensolver": self.method,
-            "reflection_rule": REFLECTION_RULE,
-            "placement_rule": PLACEMENT_RULE,
+            "placement": self.placement,
+            "placement_rule": PLACEMENTS[self.placement].description,
+            **({"reflection_rule": REFLECTION_RULE} if self.placement != "thermal" else
+               {"reflection_rule": "mirror image drawn with probability 1/2"}),
+            **{f"placement_{k}": v for k, v in (self.placement_params or {}).items()},
             "n_not_fitting": int((~t.fits).sum()),
         }
 
@@ -92,6 +106,12 @@ def reconstruct_configurations(
     *,
     method: str = "fast",
     rtol: float = DEFAULT_RTOL,
+    placement: str = DEFAULT_PLACEMENT,
+    gamma: float | np.ndarray | None = None,
+    temperature: float | None = None,
+    seed: int = 0,
+    n_angles: int = DEFAULT_N_ANGLES,
+    start: int = 0,
 ) -> Reconstruction:
     """Configurations in the box from distance matrices.
 
@@ -104,12 +124,28 @@ def reconstruct_configurations(
         reference: the particle put at the origin by the ``"reference"`` variant.
         method: eigensolver, ``"fast"`` or ``"lapack"``.
         rtol: tolerance of the distance-matrix check.
+        placement: ``"thermal"`` (default), ``"lowest"`` or ``"edge"``
+            (:mod:`reconstruct.placement`).
+        gamma: field strength, scalar or (M,) (thermal).
+        temperature: k_B T, epsilon (thermal).
+        seed: seed of the thermal placement.
+        n_angles: angle bins of the placement.
+        start: index of the first matrix in a larger set (keeps random streams when
+            a set is reconstructed in batches).
 
     Returns:
         :class:`Reconstruction`.
     """
     emb = embed_distances(distances, variant, reference, method=method, rtol=rtol)
-    return Reconstruction(emb, tumble(emb.coords, box), method)
+    placed = place(emb.coords, box, placement, gamma=gamma, temperature=temperature,
+                   seed=seed, n_angles=n_angles, start=start)
+    params: dict[str, Any] = {}
+    if placement == "thermal":
+        params = {"temperature": float(temperature), "seed": int(seed),
+                  "n_angles": int(n_angles)}
+    elif placement == "lowest":
+        params = {"n_angles": int(n_angles)}
+    return Reconstruction(emb, placed, method, placement, params)
 
 
 def write_reconstruction(

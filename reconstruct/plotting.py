@@ -95,8 +95,9 @@ def plot_energy_histograms(
     The bins span the central 90 % of the original energies (of the reconstructed
     ones when no original is given) widened by 60 % on each side, a range that
     overlapping particles (energies up to ~1e36) cannot blow up; the number of
-    reconstructed values outside is written on the panel rather than silently
-    dropped.
+    reconstructed values outside is written on the panel, and they are drawn in
+    explicit underflow / overflow bins just outside the range (dotted lines), rather
+    than silently dropped.
 
     Args:
         original: (M,) energies, epsilon, or None.
@@ -119,11 +120,13 @@ def plot_energy_histograms(
         ax.hist(ref, bins=bins, density=True, histtype="stepfilled", alpha=0.45,
                 color=ORIGINAL_COLOR, label="original")
     outside = int(np.sum((rec < bins[0]) | (rec > bins[-1])))
-    if outside < rec.size:  # (a histogram of nothing would divide by zero)
-        ax.hist(rec, bins=bins, density=True, histtype="step", lw=1.8,
-                color=RECONSTRUCTED_COLOR, label="reconstructed")
-    else:
-        ax.plot([], [], color=RECONSTRUCTED_COLOR, lw=1.8, label="reconstructed")
+    # far-off values go to explicit underflow / overflow bins one bin outside the range
+    width = bins[1] - bins[0]
+    wide = np.concatenate([[bins[0] - width], bins, [bins[-1] + width]])
+    shown = np.clip(rec[~np.isnan(rec)], wide[0] + 0.5 * width,
+                    wide[-1] - 0.5 * width)
+    ax.hist(shown, bins=wide, density=True, histtype="step", lw=1.8,
+            color=RECONSTRUCTED_COLOR, label="reconstructed")
     lines = []
     if comparison is not None:
         unit = "ε/N" if per_particle else "ε"
@@ -132,11 +135,19 @@ def plot_energy_histograms(
         lines.append(f"JS = {comparison.js:.3f} ± {comparison.js_err:.3f}"
                      f"  (floor {comparison.js_floor:.3f})")
     if outside:
-        lines.append(f"{outside} reconstructed outside range")
+        lines.append(f"{outside} reconstructed outside range (edge bins)")
     if lines:
         ax.text(0.02, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=8,
                 bbox={"fc": "white", "alpha": 0.8, "lw": 0})
-    ax.set_xlabel("energy per particle U/N (ε)" if per_particle else "energy U (ε)")
+    if outside:
+        for edge in (bins[0], bins[-1]):
+            ax.axvline(edge, color="0.5", lw=0.8, ls=":")
+        ax.text(bins[-1] + 0.5 * width, 0.0, "overflow", rotation=90, ha="center",
+                va="bottom", fontsize=7, color="0.35")
+        ax.text(bins[0] - 0.5 * width, 0.0, "underflow", rotation=90, ha="center",
+                va="bottom", fontsize=7, color="0.35")
+    ax.set_xlabel("energy per particle U/N (ε)" if per_particle
+                  else "energy per configuration U (ε)")
     ax.set_ylabel("density")
     ax.legend(fontsize=8, loc="upper right")
     return ax

@@ -89,7 +89,10 @@ def test_generated_sets_have_shapes_flags_and_scores(trained, latents, priors, n
     np.testing.assert_array_equal(gs.overlap, gs.min_distance < 0.8)
     inside = np.all((gs.positions >= 0) & (gs.positions <= BOX), axis=(1, 2))
     assert np.all(gs.outside | inside)
-    assert np.all(gs.positions[:, :, 1].min(axis=1) == pytest.approx(0.0, abs=1e-9))
+    assert gs.placement == "thermal" and gs.temperature == 0.75
+    low = generate_configurations(trained, priors[name], 25, 0.4, seed=1, placement="lowest")
+    fit = ~low.outside
+    assert np.all(low.positions[fit, :, 1].min(axis=1) == pytest.approx(0.0, abs=1e-9))
     assert gs.rate > 0 and set(gs.seconds) == {"prior", "decode", "reconstruct", "checks"}
 
 
@@ -110,8 +113,9 @@ def test_buffer_with_no_spread_decodes_training_means(trained, latents):
     buf = DensityBuffer(0.0, 0.0).fit(latents.mu_train, latents.logvar_train,
                                       latents.gamma_train)
     z, idx = buf.draw(10, 0.4, seed=0)
-    gs = generate_configurations(trained, buf, 10, 0.4, seed=0)
-    direct = _process(trained, latents.mu_train[idx], BOX * math.sqrt(2), BOX, 0.8, {})
+    gs = generate_configurations(trained, buf, 10, 0.4, seed=0, placement="lowest")
+    direct = _process(trained, latents.mu_train[idx], BOX * math.sqrt(2), BOX, 0.8, {},
+                      {"placement": "lowest"})
     np.testing.assert_array_equal(gs.positions, direct[0])
 
 

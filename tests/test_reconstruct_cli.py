@@ -79,17 +79,41 @@ def test_npy_in_with_originals_and_summary(dataset, tmp_path, capsys):
     assert rec.attrs["symmetrized"]
 
 
-def test_npy_without_gamma_has_no_energies(tmp_path):
+def test_npy_without_gamma_has_no_energies(tmp_path, capsys):
     x = np.random.default_rng(1).uniform(0, 5, (6, 8, 2))
     np.save(tmp_path / "d.npy", distance_matrices(x))
     out = tmp_path / "rec.h5"
+    # the default (thermal) placement needs the ensemble: refused, nothing written
+    assert main([str(tmp_path / "d.npy"), "-o", str(out), "--box", "7", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "gamma and temperature unknown" in err and err.count("\n") == 1
+    assert _files(tmp_path) == ["d.npy"]
     assert main([str(tmp_path / "d.npy"), "-o", str(out), "--box", "7", "-q",
-                 "--plot", str(tmp_path / "p.png")]) == 0
+                 "--placement", "lowest", "--plot", str(tmp_path / "p.png")]) == 0
     rec = read_dataset(out)
     assert rec.box == 7.0 and np.all(np.isnan(rec.energy))
+    assert rec.attrs["placement"] == "lowest"
     assert main([str(tmp_path / "d.npy"), "-o", str(out), "--gamma", "0.4", "-q",
-                 "--overwrite"]) == 0
-    assert np.all(np.isfinite(read_dataset(out).energy))
+                 "--temperature", "0.75", "--overwrite"]) == 0
+    rec = read_dataset(out)
+    assert np.all(np.isfinite(rec.energy)) and rec.attrs["placement"] == "thermal"
+    assert rec.attrs["temperature"] == 0.75
+
+
+def test_thermal_default_on_a_dataset_reproducible_and_metrics_on_request(dataset, tmp_path):
+    a, b, c = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"
+    assert main([str(dataset), "-o", str(a), "-q", "--batch-size", "7"]) == 0
+    assert main([str(dataset), "-o", str(b), "-q", "--metrics", "--n-boot", "5"]) == 0
+    assert main([str(dataset), "-o", str(c), "-q", "--seed", "1"]) == 0
+    ra, rb, rc = (read_dataset(p) for p in (a, b, c))
+    assert ra.attrs["placement"] == "thermal" and ra.attrs["placement_temperature"] == 0.75
+    assert np.all((ra.positions >= 0) & (ra.positions <= BOX))
+    np.testing.assert_array_equal(ra.positions, rb.positions)  # batching does not matter
+    assert not np.array_equal(ra.positions, rc.positions)
+    assert "rmsd" not in ra.extra and "energy_js" not in ra.attrs
+    assert "rmsd" in rb.extra and "energy_js" in rb.attrs
+    assert rb.extra["rmsd"].max() < 1e-9  # the shape is exact, only the placement varies
+    np.testing.assert_allclose(ra.energy, rb.energy)
 
 
 @pytest.mark.parametrize(
@@ -182,3 +206,5 @@ def test_energy_histogram_with_every_reconstruction_off_scale_warns_nothing():
     e = np.linspace(-1.0, 1.0, 50)
     ax = plot_energy_histograms(e, np.full(50, 1e30), None)
     assert "50 reconstructed outside range" in ax.texts[0].get_text()
+    heights = [patch.get_path().vertices[:, 1].max() for patch in ax.patches]
+    assert max(heights) > 0  # they fill the overflow bin: the panel is not empty
