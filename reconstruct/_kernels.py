@@ -72,6 +72,21 @@ def _distance_defects(dist, out):
         out[k, 4] = diag
 
 
+@njit(**JIT)
+def _distance_matrices(pos, out):
+    """out[k] (N, N) = |x_i - x_j| of pos[k] (N, 2), exactly symmetric, zero diagonal."""
+    m, n = pos.shape[0], pos.shape[1]
+    for k in range(m):
+        for i in range(n):
+            out[k, i, i] = 0.0
+            for j in range(i + 1, n):
+                dx = pos[k, i, 0] - pos[k, j, 0]
+                dy = pos[k, i, 1] - pos[k, j, 1]
+                d = math.sqrt(dx * dx + dy * dy)
+                out[k, i, j] = d
+                out[k, j, i] = d
+
+
 # --------------------------------------------------------------------------- Gram
 @njit(**JIT)
 def _gram_into(d, variant, ref, scale, g):

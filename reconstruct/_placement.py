@@ -23,9 +23,11 @@ an orientation after integrating the offsets out is
 the x offset being uniform over the L - w that keep the shape inside and the COM
 height lo + t with t ~ exp(-b t) on [0, L - h]. On a bin [theta_j, theta_j+1]
 each factor is bounded by its value at the bin's minimum of w, lo or h, which
-gives U_j >= f on the bin; drawing a bin with probability U_j / sum U, theta
+gives U_j >= f on the bin; drawing a bin with probability |bin_j| U_j / sum, theta
 uniform in it, and accepting with probability f(theta) / U_j samples f exactly,
-whatever the grid size (the grid only sets the acceptance rate).
+whatever the grid (the grid only sets the acceptance rate). Bins that straddle the
+edge of a window of fitting orientations are halved (:func:`_bound_intervals`) so
+that the bound does not take the low COM of the orientations that do not fit.
 
 Random numbers: one xoshiro256+ stream per configuration, keyed by the master
 seed and the configuration's index (splitmix64), so results do not depend on
@@ -45,6 +47,11 @@ from reconstruct._kernels import JIT, JIT_PARALLEL, MIRROR_TOL, _convex_hull, _t
 TWO_PI = 2.0 * math.pi
 MAX_TRIES = 100_000  # rejection proposals per configuration before giving up
 BISECT_STEPS = 60  # bisection steps on a feasibility boundary (lowest placement)
+REFINE_DEPTH = 8  # halvings of an angle bin that straddles a fitting window's edge
+CHUNK = 256  # configurations per workspace in the batch kernels
+LOOSE = 1.0  # halve an angle interval while b (lo_max - lo_min) exceeds this ...
+NEGLIGIBLE = 25.0  # ... unless its weight is below exp(-NEGLIGIBLE) of the largest
+REFINE_SHARE = 0.02  # a bin straddling a window's edge is halved if it has this share
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -192,23 +199,23 @@ def _edge_extents(hx, hy, nh, tab, n_bins, ymin, xspan, yspan):
 
 
 @njit(**JIT)
-def _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, lo_min, w_min, h_min, ext):
-    """Minima over each bin [j, j+1] * 2 pi / n_bins of lo = -ymin, w and h (exact:
-    the bins' ends and the kinks inside them). lo_min, w_min, h_min: (n_bins + 1,)."""
-    _edge_extents(hx, hy, nh, tab, n_bins, lo_min, w_min, h_min)
-    for j in range(n_bins):
-        lo_min[j] = max(lo_min[j], lo_min[j + 1])  # both hold ymin: lo = -max(ymin)
-        w_min[j] = min(w_min[j], w_min[j + 1])
-        h_min[j] = min(h_min[j], h_min[j + 1])
-    for j in range(n_bins):
-        lo_min[j] = -lo_min[j]
+def _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, edges, bins, ext):
+    """edges (3, n_bins + 1): lo = -ymin, w, h at the bin edges j * 2 pi / n_bins;
+    bins (n_bins, 3): their exact minima over each bin (the bin's ends and the kinks
+    inside it)."""
+    _edge_extents(hx, hy, nh, tab, n_bins, edges[0], edges[1], edges[2])
+    for j in range(n_bins + 1):
+        edges[0, j] = -edges[0, j]
+    for c in range(3):
+        for j in range(n_bins):
+            bins[j, c] = min(edges[c, j], edges[c, j + 1])
     dth = TWO_PI / n_bins
     for t in range(nk):
         j = min(int(kinks[t] / dth), n_bins - 1)
         _extents(hx, hy, nh, kinks[t], ext)
-        lo_min[j] = min(lo_min[j], -ext[2])
-        w_min[j] = min(w_min[j], ext[1] - ext[0])
-        h_min[j] = min(h_min[j], ext[3] - ext[2])
+        bins[j, 0] = min(bins[j, 0], -ext[2])
+        bins[j, 1] = min(bins[j, 1], ext[1] - ext[0])
+        bins[j, 2] = min(bins[j, 2], ext[3] - ext[2])
 
 
 @njit(**JIT)
@@ -278,38 +285,144 @@ def _no_fit(x, y, box, out, hull, order, info, tumble_info):
 
 # ------------------------------------------------------------------------ thermal
 @njit(**JIT)
-def _thermal_one(x, y, box, b, tab, n_bins, state, out, info, ws_f, ws_i):
-    """Draw one placement of the shape (x, y) (N,) from its conditional Boltzmann
-    distribution; info as INFO_*. ws_f, ws_i: float / int workspaces."""
-    n = x.shape[0]
-    hx = ws_f[0:2 * n + 1]
-    hy = ws_f[2 * n + 1:4 * n + 2]
-    kinks = ws_f[4 * n + 2:12 * n + 6]
-    base = 12 * n + 6
-    lo_min = ws_f[base:base + n_bins + 1]
-    w_min = ws_f[base + n_bins + 1:base + 2 * n_bins + 2]
-    h_min = ws_f[base + 2 * n_bins + 2:base + 3 * n_bins + 3]
-    cum = ws_f[base + 3 * n_bins + 3:base + 4 * n_bins + 3]
-    ext = ws_f[base + 4 * n_bins + 3:base + 4 * n_bins + 7]
-    tinfo = ws_f[base + 4 * n_bins + 7:base + 4 * n_bins + 13]
-    hull = ws_i[0:2 * n + 1]
-    order = ws_i[2 * n + 1:3 * n + 1]
+def _interval_minima(hx, hy, nh, kinks, nk, a, b, lo_a, w_a, h_a, lo_b, w_b, h_b, ext, out):
+    """out = [min lo, min w, min h] over [a, b] (exact: the ends and the kinks inside)."""
+    lo = min(lo_a, lo_b)
+    w = min(w_a, w_b)
+    h = min(h_a, h_b)
+    for t in range(nk):
+        if a < kinks[t] < b:
+            _extents(hx, hy, nh, kinks[t], ext)
+            lo = min(lo, -ext[2])
+            w = min(w, ext[1] - ext[0])
+            h = min(h, ext[3] - ext[2])
+    out[0] = lo
+    out[1] = w
+    out[2] = h
 
+
+@njit(**JIT)
+def _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bins, iv,
+                     stack, ext, tmp):
+    """Angle intervals that may hold fitting orientations, with the exact minima of lo,
+    w and h on each: iv[i] = [start, end, lo_min, w_min, h_min]; returns their number.
+
+    The infeasibility g = max(w, h) - L, Lipschitz with constant 2 r_max (r_max: the
+    hull's largest distance from the COM), proves an interval [a, b] empty of fitting
+    orientations when (g(a) + g(b)) / 2 > r_max (b - a): such intervals are dropped.
+    A bin whose ends both fit is kept whole. A bin with an end that does not fit, and
+    more than ``REFINE_SHARE`` of the bound, is halved (down to ``REFINE_DEPTH``
+    levels; otherwise kept whole) so that the bound hugs the edges of the
+    windows of fitting orientations instead of taking the low COM of orientations
+    that do not fit; its halves are halved further while the COM height varies by
+    more than ``LOOSE`` / b over them and their weight is not negligible (the weight
+    often peaks steeply at a window's edge). Any interval is a valid (rigorous) bound;
+    the halving only raises the acceptance rate.
+    edges (3, n_bins + 1): lo, w, h at the bin edges; bins (n_bins, 3): their minima;
+    stack (2 REFINE_DEPTH + 2, 8) and tmp (3,): workspace.
+    """
+    dth = TWO_PI / n_bins
+    cap = iv.shape[0]
+    count = 0
+    lo_est = np.inf  # lowest COM among bins that may fit (refinement decisions only)
+    for j in range(n_bins):
+        if bins[j, 1] < box and bins[j, 2] < box:
+            lo_est = min(lo_est, bins[j, 0])
+    total = 0.0  # bound of the bins kept whole, for the refinement decision
+    for j in range(n_bins):
+        total += _weight(bins[j, 0], bins[j, 1], bins[j, 2], lo_est, box, b)
+    for j in range(n_bins):
+        ga = max(edges[1, j], edges[2, j]) - box
+        gb = max(edges[1, j + 1], edges[2, j + 1]) - box
+        whole = ga <= 0.0 and gb <= 0.0 or \
+            _weight(bins[j, 0], bins[j, 1], bins[j, 2], lo_est, box, b) <= REFINE_SHARE * total
+        if whole and not 0.5 * (ga + gb) > rmax * dth:
+            iv[count, 0] = j * dth
+            iv[count, 1] = (j + 1) * dth
+            iv[count, 2] = bins[j, 0]
+            iv[count, 3] = bins[j, 1]
+            iv[count, 4] = bins[j, 2]
+            count += 1
+            continue
+        if 0.5 * (ga + gb) > rmax * dth:
+            continue  # no orientation in this bin fits
+        sp = 0  # depth-first halving: [a, b, lo_a, w_a, h_a, lo_b, w_b, h_b], depth
+        stack[0, 0] = j * dth
+        stack[0, 1] = (j + 1) * dth
+        for c in range(3):
+            stack[0, 2 + c] = edges[c, j]
+            stack[0, 5 + c] = edges[c, j + 1]
+        depth = np.zeros(stack.shape[0], dtype=np.int64)
+        sp = 1
+        while sp > 0:
+            sp -= 1
+            a = stack[sp, 0]
+            b = stack[sp, 1]
+            la, wa, ha = stack[sp, 2], stack[sp, 3], stack[sp, 4]
+            lb, wb, hb = stack[sp, 5], stack[sp, 6], stack[sp, 7]
+            d = depth[sp]
+            mid = 0.5 * (a + b)
+            _extents(hx, hy, nh, mid, ext)
+            lm = -ext[2]
+            wm = ext[1] - ext[0]
+            hm = ext[3] - ext[2]
+            for half in range(2):
+                if half == 0:
+                    s0, s1, l0, w0, h0, l1, w1, h1 = a, mid, la, wa, ha, lm, wm, hm
+                else:
+                    s0, s1, l0, w0, h0, l1, w1, h1 = mid, b, lm, wm, hm, lb, wb, hb
+                g0 = max(w0, h0) - box
+                g1 = max(w1, h1) - box
+                if g0 > 0.0 and g1 > 0.0 and 0.5 * (g0 + g1) > rmax * (s1 - s0):
+                    continue
+                _interval_minima(hx, hy, nh, kinks, nk, s0, s1, l0, w0, h0, l1, w1, h1, ext,
+                                 tmp)
+                tight = b * (max(l0, l1) - tmp[0]) <= LOOSE or b * (tmp[0] - lo_est) > NEGLIGIBLE
+                done = g0 <= 0.0 and g1 <= 0.0 and tight
+                if done or d + 1 >= REFINE_DEPTH or count + sp + 2 >= cap:
+                    if count < cap:
+                        iv[count, 0] = s0
+                        iv[count, 1] = s1
+                        iv[count, 2] = tmp[0]
+                        iv[count, 3] = tmp[1]
+                        iv[count, 4] = tmp[2]
+                        count += 1
+                    continue
+                stack[sp, 0] = s0
+                stack[sp, 1] = s1
+                stack[sp, 2] = l0
+                stack[sp, 3] = w0
+                stack[sp, 4] = h0
+                stack[sp, 5] = l1
+                stack[sp, 6] = w1
+                stack[sp, 7] = h1
+                depth[sp] = d + 1
+                sp += 1
+    return count
+
+
+@njit(**JIT)
+def _thermal_one(x, y, box, b, tab, n_bins, state, out, info, ws):
+    """Draw one placement of the shape (x, y) (N,) from its conditional Boltzmann
+    distribution; info as INFO_*. ws: the arrays of :func:`_workspace`."""
+    hx, hy, kinks, edges, bins, iv, cum, stack, ext, tmp, tinfo, hull, order = ws
     nh, rmax, cx, cy = _hull_frame(x, y, hx, hy, order, hull)
     nk = _kinks(hx, hy, nh, kinks)
-    _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, lo_min, w_min, h_min, ext)
+    _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, edges, bins, ext)
+    count = _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bins,
+                             iv, stack, ext, tmp)
     lo_ref = np.inf
-    for j in range(n_bins):
-        lo_ref = min(lo_ref, lo_min[j])
-    total = 0.0
-    for j in range(n_bins):
-        total += _weight(lo_min[j], w_min[j], h_min[j], lo_ref, box, b)
-        cum[j] = total
+    for i in range(count):
+        if iv[i, 3] < box and iv[i, 4] < box:
+            lo_ref = min(lo_ref, iv[i, 2])
+    total = 0.0  # proposal: interval i with probability (length x bound), theta uniform
+    for i in range(count):
+        total += (iv[i, 1] - iv[i, 0]) * _weight(iv[i, 2], iv[i, 3], iv[i, 4], lo_ref, box, b)
+        cum[i] = total
     info[INFO_TRIES] = 0.0
     if not total > 0.0:
         _no_fit(x, y, box, out, hull, order, info, tinfo)
         return
-    dth = TWO_PI / n_bins
     theta = 0.0
     accepted = False
     tries = 0
@@ -317,16 +430,16 @@ def _thermal_one(x, y, box, b, tab, n_bins, state, out, info, ws_f, ws_i):
         tries += 1
         target = _uniform(state) * total
         lo_j = 0
-        hi_j = n_bins - 1
-        while lo_j < hi_j:  # first bin with cum > target
+        hi_j = count - 1
+        while lo_j < hi_j:  # first interval with cum > target
             mid = (lo_j + hi_j) // 2
             if cum[mid] > target:
                 hi_j = mid
             else:
                 lo_j = mid + 1
         j = lo_j
-        bound = cum[j] - (cum[j - 1] if j > 0 else 0.0)
-        theta = (j + _uniform(state)) * dth
+        bound = _weight(iv[j, 2], iv[j, 3], iv[j, 4], lo_ref, box, b)
+        theta = iv[j, 0] + _uniform(state) * (iv[j, 1] - iv[j, 0])
         _extents(hx, hy, nh, theta, ext)
         f = _weight(-ext[2], ext[1] - ext[0], ext[3] - ext[2], lo_ref, box, b)
         if _uniform(state) * bound < f:
@@ -350,22 +463,35 @@ def _thermal_one(x, y, box, b, tab, n_bins, state, out, info, ws_f, ws_i):
     info[INFO_FITS] = 1.0
 
 
+@njit(**JIT)
+def _workspace(n, n_bins):
+    """Arrays of one thermal placement for N particles (reused across configurations)."""
+    cap = 8 * n_bins + 16 * REFINE_DEPTH * 8
+    return (np.empty(2 * n + 1), np.empty(2 * n + 1), np.empty(8 * n + 4),
+            np.empty((3, n_bins + 1)), np.empty((n_bins, 3)), np.empty((cap, 5)),
+            np.empty(cap), np.empty((2 * REFINE_DEPTH + 2, 8)), np.empty(4), np.empty(3),
+            np.empty(6), np.empty(2 * n + 1, dtype=np.int64), np.empty(n, dtype=np.int64))
+
+
 @njit(**JIT_PARALLEL)
 def _thermal_batch(coords, box, b, n_bins, key0, key1, start, out, info):
     """Thermal placement of every coords[k] (N, 2) with b[k] = gamma N / T; the random
-    stream of configuration k is keyed by start + k."""
+    stream of configuration k is keyed by start + k. Work is split in chunks of
+    ``CHUNK`` configurations (one workspace each); results do not depend on it."""
     m, n = coords.shape[0], coords.shape[1]
-    nf = 12 * n + 6 + 4 * n_bins + 13
-    ni = 3 * n + 1
     tab = _angle_table(n_bins)
-    for k in prange(m):
-        ws_f = np.empty(nf)
-        ws_i = np.empty(ni, dtype=np.int64)
+    n_chunks = (m + CHUNK - 1) // CHUNK
+    for c in prange(n_chunks):
+        ws = _workspace(n, n_bins)
         state = np.empty(4, dtype=np.uint64)
-        _seed_state(key0, key1, start + k, state)
-        x = coords[k, :, 0].copy()
-        y = coords[k, :, 1].copy()
-        _thermal_one(x, y, box, b[k], tab, n_bins, state, out[k], info[k], ws_f, ws_i)
+        x = np.empty(n)
+        y = np.empty(n)
+        for k in range(c * CHUNK, min(m, (c + 1) * CHUNK)):
+            _seed_state(key0, key1, start + k, state)
+            for i in range(n):
+                x[i] = coords[k, i, 0]
+                y[i] = coords[k, i, 1]
+            _thermal_one(x, y, box, b[k], tab, n_bins, state, out[k], info[k], ws)
 
 
 # ------------------------------------------------------------------------- lowest

@@ -130,7 +130,7 @@ def build_parser() -> ArgumentParser:
 
 @dataclass
 class _Input:
-    distances: np.ndarray  # (M, N, N)
+    distances: np.ndarray | None  # (M, N, N); None for a dataset (computed per batch)
     original: np.ndarray | None  # (M, N, 2)
     gamma: np.ndarray  # (M,), NaN if unknown
     box: float
@@ -190,7 +190,7 @@ def _read_input(args) -> _Input:
             raise UserError(f"{path}: dataset holds no configurations")
         box = args.box if args.box is not None else ds.box
         temp = ds.attrs.get("temperature") if args.temperature is None else args.temperature
-        return _Input(distance_matrices(ds.positions), ds.positions, ds.gamma, box,
+        return _Input(None, ds.positions, ds.gamma, box,
                       _temperature(temp, path), _potential(args, ds.attrs), dict(ds.attrs))
     if args.gamma is not None and not np.isfinite(args.gamma):
         raise UserError("--gamma: must be a finite number")
@@ -273,16 +273,23 @@ def run(argv: list[str] | None = None) -> int:
 
     try:
         inp = _read_input(args)
-        dist = symmetrize_distances(inp.distances) if args.symmetrize else inp.distances
-        dist = check_distance_matrices(dist, rtol=args.rtol, name=str(args.input))
-        if args.variant == "reference" and args.reference_index >= dist.shape[1]:
+        if inp.distances is None:  # a dataset: its exact matrices, made per batch
+            dist = None
+            m, n = inp.original.shape[:2]
+        else:
+            dist = symmetrize_distances(inp.distances) if args.symmetrize else inp.distances
+            dist = check_distance_matrices(dist, rtol=args.rtol, name=str(args.input))
+            m, n = dist.shape[0], dist.shape[1]
+        if args.variant == "reference" and args.reference_index >= n:
             raise UserError(f"--reference-index: {args.reference_index} out of range for "
-                            f"N={dist.shape[1]}")
+                            f"N={n}")
     except (ValueError, DatasetError) as exc:
         hint = ("; decoded matrices: use --symmetrize"
                 if "not a distance matrix" in str(exc) and not args.symmetrize else "")
         raise UserError(f"{exc}{hint}") from None
-    m, n = dist.shape[0], dist.shape[1]
+
+    def matrices(sl: slice = slice(None)) -> np.ndarray:
+        return distance_matrices(inp.original[sl]) if dist is None else dist[sl]
     have_gamma = bool(np.all(np.isfinite(inp.gamma)))
     if args.placement == "thermal" and not (have_gamma and inp.temperature is not None):
         missing = " and ".join(w for w, ok in (("gamma", have_gamma),
@@ -301,7 +308,7 @@ def run(argv: list[str] | None = None) -> int:
     with bar:
         for s in range(0, m, args.batch_size):
             sl = slice(s, s + args.batch_size)
-            emb = embed_distances(dist[sl], args.variant, args.reference_index,
+            emb = embed_distances(matrices(sl), args.variant, args.reference_index,
                                   method=args.method, rtol=np.inf)
             placed = place(emb.coords, inp.box, args.placement,
                            gamma=inp.gamma[sl] if have_gamma else None,
@@ -315,7 +322,7 @@ def run(argv: list[str] | None = None) -> int:
     rec = _concat(parts)
 
     if want_metrics:
-        ev = evaluate_reconstruction(rec, dist, original=inp.original,
+        ev = evaluate_reconstruction(rec, matrices(), original=inp.original,
                                      gamma=inp.gamma if have_gamma else None,
                                      potential=inp.potential, n_bins=args.bins,
                                      n_boot=args.n_boot, seed=args.seed)

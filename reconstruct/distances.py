@@ -22,7 +22,6 @@ __all__ = [
 # entries. Loose enough for distances stored as float32 (eps ~ 6e-8), far below
 # anything a physical length scale can resolve.
 DEFAULT_RTOL = 1e-6
-_CHUNK = 4096  # matrices per vectorised step
 
 
 def distance_matrices(positions: np.ndarray) -> np.ndarray:
@@ -42,13 +41,7 @@ def distance_matrices(positions: np.ndarray) -> np.ndarray:
     if pos.ndim == 2:
         return distance_matrices(pos[None])[0]
     out = np.empty(pos.shape[:2] + pos.shape[1:2])
-    for s in range(0, pos.shape[0], _CHUNK):  # bounded temporaries for large M
-        p = pos[s:s + _CHUNK]
-        diff = p[:, :, None, :] - p[:, None, :, :]
-        d = np.sqrt(np.einsum("mijk,mijk->mij", diff, diff))
-        # symmetric to the last bit: the two orders of subtraction round identically,
-        # but make it explicit
-        out[s:s + _CHUNK] = 0.5 * (d + np.swapaxes(d, 1, 2))
+    K._distance_matrices(np.ascontiguousarray(pos), out)
     return out
 
 

@@ -15,7 +15,6 @@ index, collinear ones the two end points.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import ConvexHull, QhullError
 
 from reconstruct import _kernels as K
 
@@ -49,6 +48,8 @@ def _hull_scipy_one(pts: np.ndarray) -> np.ndarray:
     if np.all(pts == pts[first]):
         return np.array([first])
     if n >= 3:
+        from scipy.spatial import ConvexHull, QhullError  # the slow reference only
+
         try:
             hull = ConvexHull(pts)
         except QhullError:

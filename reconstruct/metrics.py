@@ -31,8 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import wasserstein_distance
 
 from mcsim.potentials import Potential, total_energy
 from reconstruct.distances import distance_matrices
@@ -195,6 +193,8 @@ def js_distance(p_sample: np.ndarray, q_sample: np.ndarray, edges: np.ndarray) -
     """Jensen-Shannon distance (base 2, in [0, 1]) between the histograms of two
     samples on the given bin edges: sqrt(JSD), JSD = (KL(p|m) + KL(q|m)) / 2,
     m = (p + q) / 2 (Lin 1991; Endres & Schindelin 2003)."""
+    from scipy.spatial.distance import jensenshannon  # scipy: import on use
+
     p = np.histogram(p_sample, bins=edges)[0].astype(np.float64)
     q = np.histogram(q_sample, bins=edges)[0].astype(np.float64)
     if p.sum() == 0 or q.sum() == 0:
@@ -297,6 +297,8 @@ def compare_energy_samples(
             must be finite (they fix the JS bins).
         n_bins, n_boot, seed: as in :func:`compare_energies`.
     """
+    from scipy.stats import wasserstein_distance  # scipy.stats: import on use
+
     e_a = np.asarray(e_original, dtype=np.float64)
     e_b = np.asarray(e_reconstructed, dtype=np.float64)
     if e_a.ndim != 1 or e_a.shape != e_b.shape or e_a.size == 0:

@@ -55,7 +55,7 @@ from reconstruct.tumbler import PLACEMENT_RULE, Tumbled, tumble
 
 __all__ = ["PLACEMENTS", "DEFAULT_PLACEMENT", "DEFAULT_N_ANGLES", "Placement", "place"]
 
-DEFAULT_N_ANGLES = 256
+DEFAULT_N_ANGLES = 128  # chosen by measurement: fastest over gamma 0.1-3 (benchmarks)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ def _cloud(seed: int, n: int, m: int = 1) -> np.ndarray:
 @pytest.mark.parametrize("method", METHODS)
 def test_exact_round_trip_on_sampler_output(sampler_positions, variant, method):
     d = distance_matrices(sampler_positions)
-    rec = reconstruct_configurations(d, BOX, variant, reference=3, method=method)
+    rec = reconstruct_configurations(d, BOX, variant, reference=3, method=method,
+                                     placement="edge")
     rms, worst = distance_error(d, rec.positions)
     assert worst.max() < 1e-9
     assert rmsd(sampler_positions, rec.positions).max() < 1e-9
@@ -209,7 +210,7 @@ def test_rejects_bad_options(kw):
 )
 def test_degenerate_configurations_round_trip(points, variant):
     d = distance_matrices(points)
-    rec = reconstruct_configurations(d, BOX, variant)
+    rec = reconstruct_configurations(d, BOX, variant, placement="edge")
     pos = rec.positions[0]
     assert np.all(np.isfinite(pos)) and np.all(np.isfinite(rec.embedding.eigenvalues))
     assert distance_error(d, pos)[1][0] < 1e-9
@@ -219,7 +220,7 @@ def test_degenerate_configurations_round_trip(points, variant):
 
 
 def test_coincident_points_sit_mid_floor():
-    rec = reconstruct_configurations(np.zeros((5, 5)), BOX)
+    rec = reconstruct_configurations(np.zeros((5, 5)), BOX, placement="edge")
     np.testing.assert_array_equal(rec.positions[0], np.tile([BOX / 2, 0.0], (5, 1)))
     assert rec.embedding.residual[0] == 0.0 and rec.embedding.negative[0] == 0.0
 
@@ -234,7 +235,7 @@ def test_noise_degrades_smoothly():
     errs, resid, negs = [], [], []
     for s in levels:
         noisy = symmetrize_distances(d + s * z)
-        rec = reconstruct_configurations(noisy, BOX)
+        rec = reconstruct_configurations(noisy, BOX, placement="edge")
         for arr in (rec.positions, rec.embedding.eigenvalues, rec.embedding.residual):
             assert np.all(np.isfinite(arr))
         errs.append(np.mean(rmsd(x, rec.positions)))
@@ -290,9 +291,9 @@ def test_results_do_not_depend_on_thread_count():
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = reconstruct_configurations(d, BOX)
+        one = reconstruct_configurations(d, BOX, placement="edge")
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = reconstruct_configurations(d, BOX)
+        many = reconstruct_configurations(d, BOX, placement="edge")
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one.positions, many.positions)

@@ -209,7 +209,7 @@ def test_evaluate_reconstruction_collects_what_its_inputs_allow():
     x = grid + np.random.default_rng(13).uniform(-0.1, 0.1, (30, 10, 2)) + [2.0, 0.0]
     x[..., 1] -= x[..., 1].min(axis=1, keepdims=True)  # resting on the floor
     d = distance_matrices(x)
-    rec = reconstruct_configurations(d, 10.0)
+    rec = reconstruct_configurations(d, 10.0, placement="edge")
     bare = evaluate_reconstruction(rec, d)
     assert bare.rmsd is None and bare.energy is None and bare.energies is None
     assert bare.distance_rms.max() < 1e-12
