@@ -272,23 +272,47 @@ def _run_sweeps(x0, y0, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2, t
     return accepted
 
 
+@njit(**JIT)
+def _one_independent(rng, npart, box, beta, gamma, delta, sweeps, kind, n, m, rc2, pos, start):
+    """One independent sample, run ``sweeps`` sweeps in place from ``pos`` (N, 2) (if
+    ``start``: first a uniform random start) with rng state ``rng`` (updated). Returns
+    (total energy, number of accepted moves)."""
+    no_trace = np.empty(0)
+    x = np.empty(npart)
+    y = np.empty(npart)
+    if start:
+        _random_start(x, y, rng, box)
+    else:
+        x[:] = pos[:, 0]
+        y[:] = pos[:, 1]
+    acc = _run_sweeps(x, y, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2, no_trace)
+    pos[:, 0] = x
+    pos[:, 1] = y
+    return _total_energy(x, y, gamma, kind, n, m, rc2), acc
+
+
 @njit(**JIT_PARALLEL)
 def _run_independent(states, npart, box, beta, gamma, delta, sweeps, kind, n, m, rc2,
-                     pos_out, energy_out, acc_out):
-    """Independent protocol: sample k starts uniform, runs ``sweeps`` sweeps from rng
-    state ``states[k]`` (uint64[4]) and stores its final configuration."""
-    no_trace = np.empty(0)
+                     pos_out, energy_out, acc_out, start):
+    """Independent protocol: sample k runs ``sweeps`` sweeps with rng ``states[k]``
+    (uint64[4], left at its final state) from a uniform start (``start``) or from
+    ``pos_out[k]`` (continuing, e.g. S -> 2S: the result equals one 2S run), and
+    stores its final configuration, energy and number of accepted moves (acc_out)."""
     for k in prange(states.shape[0]):
-        rng = states[k].copy()
-        x = np.empty(npart)
-        y = np.empty(npart)
-        _random_start(x, y, rng, box)
-        acc = _run_sweeps(x, y, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2,
-                          no_trace)
-        pos_out[k, :, 0] = x
-        pos_out[k, :, 1] = y
-        energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)
-        acc_out[k] = acc / (sweeps * npart) if sweeps > 0 else np.nan
+        energy_out[k], acc_out[k] = _one_independent(states[k], npart, box, beta, gamma,
+                                                     delta, sweeps, kind, n, m, rc2,
+                                                     pos_out[k], start)
+
+
+@njit(**JIT)
+def _run_independent_serial(states, npart, box, beta, gamma, delta, sweeps, kind, n, m,
+                            rc2, pos_out, energy_out, acc_out, start):
+    """:func:`_run_independent` on the calling thread only (for task schedulers that run
+    several tasks in one process); same results."""
+    for k in range(states.shape[0]):
+        energy_out[k], acc_out[k] = _one_independent(states[k], npart, box, beta, gamma,
+                                                     delta, sweeps, kind, n, m, rc2,
+                                                     pos_out[k], start)
 
 
 @njit(**JIT_PARALLEL)
@@ -365,3 +389,29 @@ def _uniform_configs(states, npart, box, gamma, kind, n, m, rc2, pos_out, energy
         pos_out[k, :, 0] = x
         pos_out[k, :, 1] = y
         energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)
+
+
+@njit(**JIT_PARALLEL)
+def _reference_chains(states, npart, box, beta, gamma, delta, burn, every, kind, n, m, rc2,
+                      e_out, y_out, y2_out):
+    """Equilibrium reference: chain c starts uniform from rng ``states[c]``, runs ``burn``
+    sweeps, then records after every ``every`` sweeps (e_out.shape[1] records) its total
+    energy (from the cached pair matrix), mean height (1/N) sum_i y_i and mean squared
+    height (1/N) sum_i y_i^2."""
+    no_trace = np.empty(0)
+    for c in prange(states.shape[0]):
+        rng = states[c].copy()
+        x0 = np.empty(npart)
+        y0 = np.empty(npart)
+        _random_start(x0, y0, rng, box)
+        _run_sweeps(x0, y0, rng, box, beta, gamma, delta, burn, kind, n, m, rc2, no_trace)
+        x, y = _padded(x0, y0)
+        e_pair = _pair_matrix(x, y, npart, kind, n, m, rc2)
+        row = np.zeros(x.shape[0])
+        for k in range(e_out.shape[1]):
+            for _ in range(every):
+                _sweep(x, y, npart, e_pair, row, rng, box, beta, gamma, delta, kind, n, m, rc2)
+            yr = y[:npart]
+            e_out[c, k] = _pair_sum(e_pair) + gamma * yr.sum()
+            y_out[c, k] = yr.mean()
+            y2_out[c, k] = (yr * yr).mean()
