@@ -378,17 +378,31 @@ def _chain_produce(x, y, rng, box, beta, gamma, delta, every, kind, n, m, rc2, p
         acc_out[k] = acc / (every * npart)
 
 
+@njit(**JIT)
+def _uniform_one(rng, npart, box, gamma, kind, n, m, rc2, pos):
+    """Uniform random configuration into ``pos`` (N, 2); returns its total energy."""
+    x = np.empty(npart)
+    y = np.empty(npart)
+    _random_start(x, y, rng, box)
+    pos[:, 0] = x
+    pos[:, 1] = y
+    return _total_energy(x, y, gamma, kind, n, m, rc2)
+
+
 @njit(**JIT_PARALLEL)
 def _uniform_configs(states, npart, box, gamma, kind, n, m, rc2, pos_out, energy_out):
     """Uniform random configurations (no Monte Carlo) and their energies."""
     for k in prange(states.shape[0]):
-        rng = states[k].copy()
-        x = np.empty(npart)
-        y = np.empty(npart)
-        _random_start(x, y, rng, box)
-        pos_out[k, :, 0] = x
-        pos_out[k, :, 1] = y
-        energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)
+        energy_out[k] = _uniform_one(states[k].copy(), npart, box, gamma, kind, n, m, rc2,
+                                     pos_out[k])
+
+
+@njit(**JIT)
+def _uniform_configs_serial(states, npart, box, gamma, kind, n, m, rc2, pos_out, energy_out):
+    """:func:`_uniform_configs` on the calling thread only; same results."""
+    for k in range(states.shape[0]):
+        energy_out[k] = _uniform_one(states[k].copy(), npart, box, gamma, kind, n, m, rc2,
+                                     pos_out[k])
 
 
 @njit(**JIT_PARALLEL)

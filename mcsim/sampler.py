@@ -131,8 +131,8 @@ def sample(config: SimConfig, gamma: float, n_samples: int, *, start: int = 0,
         energy = np.empty(n_samples)
         with threads(n_threads):
             states = seed_states(c.seed, STREAM_UNIFORM, g, start, n_samples)
-            K._uniform_configs(states, npart, c.box, g, *c.potential.kernel_args(), pos,
-                               energy)
+            kernel = K._uniform_configs if parallel else K._uniform_configs_serial
+            kernel(states, npart, c.box, g, *c.potential.kernel_args(), pos, energy)
         return Samples(pos, energy, np.full(n_samples, np.nan), g)
     run = IndependentRun(c, g, start, n_samples)
     with threads(n_threads):
