@@ -256,6 +256,8 @@ def _run_sweeps(x0, y0, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2, t
     If ``trace`` is non-empty, store the total energy after each sweep. Returns the
     number of accepted moves.
     """
+    if kind == KIND_LJ and x0.shape[0] <= _F32_MAX_N:
+        return _run_sweeps_lj32(x0, y0, rng, box, beta, gamma, delta, sweeps, rc2, trace)
     npart = x0.shape[0]
     x, y = _padded(x0, y0)
     e_pair = _pair_matrix(x, y, npart, kind, n, m, rc2)
@@ -267,6 +269,94 @@ def _run_sweeps(x0, y0, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2, t
                            rc2)
         if record:
             trace[s] = _pair_sum(e_pair) + gamma * y[:npart].sum()
+    x0[:] = x[:npart]
+    y0[:] = y[:npart]
+    return accepted
+
+
+# ------------------------------------------------- single-precision LJ pair terms
+# For the LJ potential the pair terms of a trial move are computed and cached in
+# float32 (twice the SIMD width); positions, the field term and every stored energy
+# stay float64. The largest cached term, 4 R_MIN^-12 = 4e36, and a sum of N - 1 of
+# them stay below the float32 limit (3.4e38) for N <= 80, so no inf or NaN can occur;
+# the relative rounding of a Metropolis energy change is ~1e-7, far below anything
+# the acceptance test can resolve statistically.
+_F32_MAX_N = 80
+
+
+@njit(**JIT)
+def _fill_row_lj32(xi, yi, i, x, y, npart, rc2, row):
+    """float32 version of :func:`_fill_row` for LJ: row[j] = u(|r_i - r_j|)."""
+    r2min = np.float32(R2_MIN)
+    four = np.float32(4.0)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for j in range(x.shape[0]):
+        dx = x[j] - xi
+        dy = y[j] - yi
+        r2 = dx * dx + dy * dy
+        r2c = max(r2, r2min)
+        inv6 = one / (r2c * r2c * r2c)
+        u = four * inv6 * (inv6 - one)
+        row[j] = u if r2 < rc2 else zero
+    row[i] = zero
+    for j in range(npart, x.shape[0]):
+        row[j] = zero
+
+
+@njit(**JIT)
+def _sweep_lj32(x, y, x32, y32, npart, e_pair, row, rng, box, beta, gamma, delta, rc2):
+    """:func:`_sweep` for LJ with float32 pair terms (``x32``, ``y32``, ``e_pair`` and
+    ``row`` float32; ``x``, ``y`` the float64 positions, kept in step)."""
+    npad = x.shape[0]
+    accepted = 0
+    for i in range(npart):
+        xn = x[i] + delta * (2.0 * _uniform(rng) - 1.0)
+        yn = y[i] + delta * (2.0 * _uniform(rng) - 1.0)
+        if xn < 0.0 or xn > box or yn < 0.0 or yn > box:
+            continue
+        _fill_row_lj32(np.float32(xn), np.float32(yn), i, x32, y32, npart, rc2, row)
+        d_pair = np.float32(0.0)
+        e_old = e_pair[i]
+        for j in range(npad):
+            d_pair += row[j] - e_old[j]
+        d_e = np.float64(d_pair) + gamma * (yn - y[i])
+        if d_e <= 0.0 or _uniform(rng) < np.exp(-beta * d_e):
+            x[i] = xn
+            y[i] = yn
+            x32[i] = np.float32(xn)
+            y32[i] = np.float32(yn)
+            for j in range(npad):
+                e_pair[i, j] = row[j]
+                e_pair[j, i] = row[j]
+            accepted += 1
+    return accepted
+
+
+@njit(**JIT)
+def _run_sweeps_lj32(x0, y0, rng, box, beta, gamma, delta, sweeps, rc2, trace):
+    """:func:`_run_sweeps` for LJ with float32 pair terms (same random draws)."""
+    npart = x0.shape[0]
+    x, y = _padded(x0, y0)
+    x32 = x.astype(np.float32)
+    y32 = y.astype(np.float32)
+    npad = x.shape[0]
+    rc2f = np.float32(min(rc2, 1e30))
+    e_pair = np.zeros((npad, npad), dtype=np.float32)
+    for i in range(npart):
+        _fill_row_lj32(x32[i], y32[i], i, x32, y32, npart, rc2f, e_pair[i])
+    row = np.zeros(npad, dtype=np.float32)
+    accepted = 0
+    record = trace.shape[0] > 0
+    for s in range(sweeps):
+        accepted += _sweep_lj32(x, y, x32, y32, npart, e_pair, row, rng, box, beta, gamma,
+                                delta, rc2f)
+        if record:
+            e = 0.0
+            for i in range(npart):
+                for j in range(i + 1, npart):
+                    e += e_pair[i, j]
+            trace[s] = e + gamma * y[:npart].sum()
     x0[:] = x[:npart]
     y0[:] = y[:npart]
     return accepted

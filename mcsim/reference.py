@@ -148,7 +148,7 @@ def _physics(config: SimConfig, gamma: float) -> dict:
 
 
 def _key(physics: dict, settings: ReferenceSettings) -> str:
-    text = json.dumps({"physics": physics, "settings": asdict(settings), "v": 1},
+    text = json.dumps({"physics": physics, "settings": asdict(settings), "v": 2},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

@@ -169,7 +169,8 @@ def _auto_sweeps(writer: DatasetWriter, gi: int, config: SimConfig, gamma: float
         s = run.samples()
         v = equilibration_verdict(s.positions, s.energy, ref, sweeps=run.sweeps,
                                   z_max=chk.z_max)
-        tried.append({"sweeps": run.sweeps, "z": v.z, "passed": v.passed})
+        tried.append({"sweeps": run.sweeps, "z": v.z, "passed": v.passed,
+                      "mean": v.data_mean, "cost_sweeps": n * run.sweeps})
         if v.passed or 2 * run.sweeps > max_sweeps:
             break
         s_next = 2 * run.sweeps

@@ -160,6 +160,8 @@ class IndependentRun:
         """Run ``sweeps`` more sweeps on every sample (the first call starts them)."""
         c = self.config
         acc = np.empty(self.energy.shape[0])
+        # one thread: the serial kernel (same output; skips loading the parallel runtime)
+        parallel = parallel and numba.get_num_threads() > 1
         kernel = K._run_independent if parallel else K._run_independent_serial
         kernel(self.states, c.n_particles, c.box, c.beta, self.gamma, c.delta, sweeps,
                *c.potential.kernel_args(), self.positions, self.energy, acc,

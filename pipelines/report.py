@@ -131,6 +131,16 @@ def key_numbers(recs: dict[str, StageRecord], failed: dict[str, str],
             rows.append(["equilibration (samples vs equilibrium reference)",
                          STUDY["equilibration"], txt,
                          f"E, ⟨y⟩, ⟨y²⟩ vs long reference chains, |z| < 3; {how}"])
+            auto = data.get("auto_sweeps", {})
+            if auto:
+                change = "; ".join(
+                    f"γ = {g}: {t[0]['sweeps']} → {t[-1]['sweeps']} sweeps, E/N "
+                    f"{t[0]['mean']['energy'] / n:+.3f} → {t[-1]['mean']['energy'] / n:+.3f}"
+                    for g, t in auto.items())
+                rows.append(["equilibrated data vs the study's protocol",
+                             STUDY["protocol"], change,
+                             "`data.equilibrated = true`: the same samples at the study's "
+                             "sweeps and at the sweeps that pass"])
         elif checks:
             txt = "; ".join(
                 f"γ = {g}: {'ok' if c['passed'] else 'DRIFTING'} (z = {c['z']:+.1f}, "

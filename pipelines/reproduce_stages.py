@@ -182,7 +182,7 @@ def stage_data(ctx: StageContext) -> dict[str, Any]:
     import h5py
     import numpy as np
 
-    checks, verdicts, sweeps = {}, {}, {}
+    checks, verdicts, sweeps, auto = {}, {}, {}, {}
     with h5py.File(out, "r") as f:
         for gi, g in enumerate(sim.gammas):
             a = f[f"diagnostics/gamma_{gi}"].attrs
@@ -190,6 +190,8 @@ def stage_data(ctx: StageContext) -> dict[str, Any]:
                 checks[f"{g:g}"] = json.loads(a["check"])
             if "verdict" in a:
                 verdicts[f"{g:g}"] = json.loads(a["verdict"])
+            if "auto_sweeps" in a:
+                auto[f"{g:g}"] = json.loads(a["auto_sweeps"])
             sweeps[f"{g:g}"] = int(a.get("sweeps", sim.sweeps))
     _warn_verdicts(verdicts, n=sim.n_particles)
     dataset_figure(ds, ctx.dir / "overview.png")
@@ -203,7 +205,7 @@ def stage_data(ctx: StageContext) -> dict[str, Any]:
                          "energy_per_particle_err": float(e.std(ddof=1) / np.sqrt(m.sum())),
                          "acceptance": float(np.mean(ds.acceptance[m]))}
     return {"file": DATA_FILE, "n_total": len(ds), "per_gamma": per, "checks": checks,
-            "verdicts": verdicts, "sweeps_per_gamma": sweeps,
+            "verdicts": verdicts, "sweeps_per_gamma": sweeps, "auto_sweeps": auto,
             "equilibrated_profile": ctx.params.get("equilibrated", False),
             "n_particles": n, "box": sim.box, "sweeps": sim.sweeps, "protocol": sim.protocol}
 
