@@ -270,7 +270,7 @@ def dask_full(n_workers: int = 2, n_samples: int = 10_000) -> None:
 
     cfg = SimConfig(gammas=(0.1, 0.4, 0.7, 1.0), n_samples=n_samples, sweeps=2500, seed=0)
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client, \
+                      dashboard_address=":0") as cluster, Client(cluster) as client, \
             tempfile.TemporaryDirectory() as tmp:
         client.run(lambda: sample(cfg, 0.4, 2, parallel=False))  # load numba caches
         t0 = time.perf_counter()

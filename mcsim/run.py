@@ -37,7 +37,7 @@ from mcsim.reference import (
     equilibration_verdict,
     equilibrium_reference,
 )
-from mcsim.sampler import Chain, IndependentRun, energy_traces, sample, threads
+from mcsim.sampler import Chain, IndependentRun, Samples, energy_traces, sample, threads
 
 __all__ = ["RunSummary", "run_simulation"]
 
@@ -147,12 +147,14 @@ def _diagnostics(writer: DatasetWriter, gi: int, config: SimConfig, gamma: float
 
 
 def _auto_sweeps(writer: DatasetWriter, gi: int, config: SimConfig, gamma: float,
-                 chk: _Checks, max_sweeps: int, n_threads: int | None, client) -> int:
+                 chk: _Checks, max_sweeps: int, n_threads: int | None, client
+                 ) -> tuple[int, Samples | None]:
     """Smallest S = S0, 2 S0, 4 S0, ... <= max_sweeps whose samples pass the verdict
-    (or the largest tried); the samples are advanced, not redone, at each doubling."""
+    (or the largest tried) and those samples (None if S was chosen before, on resume);
+    the samples are advanced, not redone, at each doubling."""
     grp = _group(writer, gi, gamma)
     if "sweeps" in grp.attrs:
-        return int(grp.attrs["sweeps"])
+        return int(grp.attrs["sweeps"]), None
     ref = chk.reference_for(grp, config, gamma)
     n = config.n_samples
     tried = []
@@ -177,7 +179,7 @@ def _auto_sweeps(writer: DatasetWriter, gi: int, config: SimConfig, gamma: float
     grp.attrs["auto_sweeps"] = json.dumps(tried)
     grp.attrs["sweeps"] = run.sweeps
     writer.file.flush()
-    return run.sweeps
+    return run.sweeps, s
 
 
 def _auto_sample_every(writer: DatasetWriter, gi: int, config: SimConfig, gamma: float,
@@ -266,10 +268,12 @@ def _run(c: SimConfig, out, overwrite, resume, chunk_size, n_threads, chk: _Chec
                 base = gi * n_per
                 start = max(writer.n_done - base, 0)
                 cg = c
+                ready = None  # this gamma's samples, if --sweeps auto made them already
                 if auto_sweeps and start < n_per:
                     bar.set_postfix_str(f"gamma={gamma:g} choosing sweeps")
-                    cg = c.replace(sweeps=_auto_sweeps(writer, gi, c, gamma, chk, max_sweeps,
-                                                       n_threads, client))
+                    s_auto, ready = _auto_sweeps(writer, gi, c, gamma, chk, max_sweeps,
+                                                 n_threads, client)
+                    cg = c.replace(sweeps=s_auto)
                 elif auto_sweeps:
                     cg = c.replace(sweeps=int(writer.file[f"diagnostics/gamma_{gi}"]
                                               .attrs["sweeps"]))
@@ -284,6 +288,13 @@ def _run(c: SimConfig, out, overwrite, resume, chunk_size, n_threads, chk: _Chec
                         bar.update(base - bar.n)
                         start = 0
                 bar.set_postfix_str(f"gamma={gamma:g}")
+                if ready is not None:
+                    while start < n_per:
+                        sl = slice(start, min(start + chunk_size, n_per))
+                        writer.write(base + start, ready.positions[sl], ready.energy[sl],
+                                     np.full(sl.stop - start, gamma), ready.acceptance[sl])
+                        bar.update(sl.stop - start)
+                        start = sl.stop
                 if client is not None and start < n_per:
                     from mcsim.distribute import run_chunks
 

@@ -19,7 +19,7 @@ SMALL_REF = ReferenceSettings(n_chains=2, burn_sweeps=500, sweeps=2000, record_e
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
