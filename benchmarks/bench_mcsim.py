@@ -1,8 +1,17 @@
-"""Sampler speed: cached-energy kernel vs a plain recompute-everything loop, and the
-time to produce the study's full dataset.
+"""Sampler speed: cached-energy kernel vs a plain recompute-everything loop, whole-process
+``simulate`` vs a plain C loop, and the time to produce the study's full dataset.
 
     python benchmarks/bench_mcsim.py            # kernel throughput + full-dataset estimate
+    python benchmarks/bench_mcsim.py --process  # whole-process simulate vs C (-O3 -march=native)
     python benchmarks/bench_mcsim.py --full     # also time the real full dataset run
+    python benchmarks/bench_mcsim.py --dask     # full dataset on a two-worker LocalCluster
+
+Whole-process comparison (``--process``): one thread, the study's protocol at gamma 0.4
+(1,500 samples x 2,500 sweeps from uniform starts). The C program is the same algorithm
+written plainly (xoshiro256+, sequential sweeps, old and new pair terms recomputed for
+every trial move), compiled here with ``cc -O3 -march=native``; ``simulate`` runs as a
+fresh process with its default equilibration verdict, once with an empty reference
+cache (the reference chains are computed) and once with the reference cached.
 
 "Trial pair terms" are the N - 1 new pair energies a trial move needs; the plain loop
 computes 2 (N - 1) terms per move (old and new), REFERENCE.md 4 quotes its rate in
@@ -13,6 +22,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -131,16 +145,166 @@ def full_dataset() -> None:
               f"acceptance {summary.acceptance[g]:.3f}")
 
 
+C_LOOP = r"""
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#define N 30
+static uint64_t s[4];
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline double uniform(void) {  /* xoshiro256+, top 53 bits */
+    uint64_t r = s[0] + s[3], t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 45);
+    return (double)(r >> 11) * 0x1.0p-53;
+}
+static inline double u_lj(double r2) {
+    if (r2 >= 9.0) return 0.0;
+    if (r2 < 1e-6) r2 = 1e-6;
+    double inv6 = 1.0 / (r2 * r2 * r2);
+    return 4.0 * inv6 * (inv6 - 1.0);
+}
+int main(int argc, char **argv) {
+    int samples = atoi(argv[1]), sweeps = atoi(argv[2]);
+    double gamma = atof(argv[3]), beta = 1.0 / 0.75, delta = 0.2, box = 10.0;
+    double x[N], y[N], esum = 0.0;
+    long acc = 0;
+    for (int k = 0; k < samples; k++) {
+        uint64_t z = 0x9E3779B97F4A7C15ull * (uint64_t)(k + 1);  /* splitmix64 seeding */
+        for (int q = 0; q < 4; q++) {
+            z += 0x9E3779B97F4A7C15ull;
+            uint64_t w = z;
+            w = (w ^ (w >> 30)) * 0xBF58476D1CE4E5B9ull;
+            w = (w ^ (w >> 27)) * 0x94D049BB133111EBull;
+            s[q] = w ^ (w >> 31);
+        }
+        for (int i = 0; i < N; i++) { x[i] = box * uniform(); y[i] = box * uniform(); }
+        for (int sw = 0; sw < sweeps; sw++) {
+            for (int i = 0; i < N; i++) {
+                double xn = x[i] + delta * (2.0 * uniform() - 1.0);
+                double yn = y[i] + delta * (2.0 * uniform() - 1.0);
+                if (xn < 0.0 || xn > box || yn < 0.0 || yn > box) continue;
+                double e_old = 0.0, e_new = 0.0;
+                for (int j = 0; j < N; j++) {
+                    if (j == i) continue;
+                    double dx = x[j] - x[i], dy = y[j] - y[i];
+                    e_old += u_lj(dx * dx + dy * dy);
+                    dx = x[j] - xn; dy = y[j] - yn;
+                    e_new += u_lj(dx * dx + dy * dy);
+                }
+                double d_e = e_new - e_old + gamma * (yn - y[i]);
+                if (d_e <= 0.0 || uniform() < exp(-beta * d_e)) { x[i] = xn; y[i] = yn; acc++; }
+            }
+        }
+        for (int i = 0; i < N; i++)
+            for (int j = i + 1; j < N; j++) {
+                double dx = x[j] - x[i], dy = y[j] - y[i];
+                esum += u_lj(dx * dx + dy * dy);
+            }
+    }
+    printf("%.6f %ld\n", esum / samples, acc);
+    return 0;
+}
+"""
+
+
+def _build_c(tmp: Path) -> Path:
+    src = tmp / "mc.c"
+    src.write_text(C_LOOP)
+    exe = tmp / "mc"
+    cmd = ["cc", "-O3", "-march=native", "-o", str(exe), str(src), "-lm"]
+    subprocess.run(cmd, check=True)
+    return exe
+
+
+def _wall(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of a child process: on a shared machine the CPU time
+    (user + system) is the fair measure of a one-thread process."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def whole_process(n_samples: int = 1500, sweeps: int = 2500, repeats: int = 2) -> None:
+    """Whole-process simulate (1 thread, default verdict) vs the plain C loop."""
+    if shutil.which("cc") is None:
+        print("whole-process comparison: no C compiler (cc) found; skipped")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        exe = _build_c(tmp)
+        env = {**os.environ, "NUMBA_NUM_THREADS": "1", "LJVAE_CACHE_DIR": str(tmp / "cache")}
+        sim = [sys.executable, "-m", "mcsim.cli", "--gamma", "0.4", "--n-samples",
+               str(n_samples), "--sweeps", str(sweeps), "--threads", "1", "--quiet",
+               "--overwrite", "--out", str(tmp / "d.h5")]
+        _wall(sim[:5] + ["--n-samples", "2", "--sweeps", "2", "--no-verdict", "--quiet",
+                         "--overwrite", "--out", str(tmp / "w.h5")], env)  # compile cache
+        c_t, cold, warm, bare = [], [], [], []
+        for _ in range(repeats):  # interleaved, so load changes hit every variant
+            c_t.append(_wall([str(exe), str(n_samples), str(sweeps), "0.4"]))
+            shutil.rmtree(tmp / "cache", ignore_errors=True)
+            cold.append(_wall(sim, env))
+            warm.append(_wall(sim, env))
+            bare.append(_wall(sim + ["--no-verdict"], env))
+    moves = n_samples * sweeps * 30
+    c_wall, c_cpu = min(c_t, key=lambda t: t[1])
+    print(f"whole process, 1 thread, gamma 0.4, {n_samples} x {sweeps} sweeps "
+          f"({moves:.3g} trial moves), best of {repeats} by CPU time (wall in brackets):")
+    print(f"  {'C loop (cc -O3 -march=native, old + new terms)':<50}{c_cpu:7.2f} s CPU "
+          f"({c_wall:6.2f} s wall), {moves / c_cpu:.3g} moves/s")
+    for name, ts in (("simulate, default verdict, reference cached", warm),
+                     ("simulate, default verdict, reference computed", cold),
+                     ("simulate --no-verdict", bare)):
+        wall, cpu = min(ts, key=lambda t: t[1])
+        print(f"  {name:<50}{cpu:7.2f} s CPU ({wall:6.2f} s wall)  -> {c_cpu / cpu:.2f}x "
+              f"the C loop")
+
+
+def dask_full(n_workers: int = 2, n_samples: int = 10_000) -> None:
+    """The study's dataset (4 gammas, 2500 sweeps) on a LocalCluster of n_workers
+    single-thread worker processes, with the default verdict (references cached)."""
+    from distributed import Client, LocalCluster
+
+    cfg = SimConfig(gammas=(0.1, 0.4, 0.7, 1.0), n_samples=n_samples, sweeps=2500, seed=0)
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client, \
+            tempfile.TemporaryDirectory() as tmp:
+        client.run(lambda: sample(cfg, 0.4, 2, parallel=False))  # load numba caches
+        t0 = time.perf_counter()
+        summary = run_simulation(cfg, Path(tmp) / "study.h5", chunk_size=250,
+                                 scheduler=client, progress=False, n_threads=1)
+        dt = time.perf_counter() - t0
+    print(f"Dask LocalCluster ({n_workers} worker processes x 1 thread): 4 x {n_samples} "
+          f"samples x 2500 sweeps in {dt:.1f} s ({dt / 60:.2f} min), verdicts: "
+          + ", ".join(f"{g:g}: {v.short()}" for g, v in summary.verdicts.items()))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--samples", type=int, default=400)
     p.add_argument("--sweeps", type=int, default=1000)
     p.add_argument("--full", action="store_true", help="time the real study dataset run")
+    p.add_argument("--process", action="store_true",
+                   help="whole-process simulate vs the plain C loop")
+    p.add_argument("--process-samples", type=int, default=1500)
+    p.add_argument("--dask", action="store_true", help="full dataset on a LocalCluster")
+    p.add_argument("--dask-samples", type=int, default=10_000,
+                   help="samples per gamma for --dask (default 10000, the study's)")
+    p.add_argument("--no-kernel", action="store_true", help="skip the kernel table")
     args = p.parse_args()
-    print(f"numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads available")
-    kernel_throughput(args.samples, args.sweeps)
+    print(f"numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads available, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if not args.no_kernel:
+        kernel_throughput(args.samples, args.sweeps)
+    if args.process:
+        whole_process(args.process_samples)
     if args.full:
         full_dataset()
+    if args.dask:
+        dask_full(n_samples=args.dask_samples)
 
 
 if __name__ == "__main__":

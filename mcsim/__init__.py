@@ -3,7 +3,9 @@
 Layers: :mod:`mcsim.potentials` (pair potentials, energies), :mod:`mcsim.sampler`
 (protocols over the numba kernels in :mod:`mcsim._kernels`), :mod:`mcsim.observables`
 (density profile, g(r), equilibration check), :mod:`mcsim.io` (dataset files, XYZ),
-:mod:`mcsim.run` (chunked resumable runs), :mod:`mcsim.cli` (``simulate``).
+:mod:`mcsim.reference` (equilibrium references and the equilibration verdict),
+:mod:`mcsim.run` (chunked resumable runs), :mod:`mcsim.distribute` (Dask scale-out),
+:mod:`mcsim.cli` (``simulate``).
 """
 
 from mcsim.config import PROTOCOLS, SimConfig
@@ -19,8 +21,24 @@ from mcsim.observables import (
     square_pair_pdf,
 )
 from mcsim.potentials import R_MIN, Potential, pair_energy, particle_energy, total_energy
+from mcsim.reference import (
+    EquilibriumReference,
+    ReferenceSettings,
+    Verdict,
+    equilibration_verdict,
+    equilibrium_reference,
+    integrated_autocorr_time,
+)
 from mcsim.run import RunSummary, run_simulation
-from mcsim.sampler import Chain, Samples, energies_at, energy_traces, sample, seed_states
+from mcsim.sampler import (
+    Chain,
+    IndependentRun,
+    Samples,
+    energies_at,
+    energy_traces,
+    sample,
+    seed_states,
+)
 
 __all__ = [
     "PROTOCOLS",
@@ -44,9 +62,16 @@ __all__ = [
     "pair_energy",
     "particle_energy",
     "total_energy",
+    "EquilibriumReference",
+    "ReferenceSettings",
+    "Verdict",
+    "equilibration_verdict",
+    "equilibrium_reference",
+    "integrated_autocorr_time",
     "RunSummary",
     "run_simulation",
     "Chain",
+    "IndependentRun",
     "Samples",
     "energies_at",
     "energy_traces",

@@ -256,6 +256,8 @@ def _run_sweeps(x0, y0, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2, t
     If ``trace`` is non-empty, store the total energy after each sweep. Returns the
     number of accepted moves.
     """
+    if kind == KIND_LJ and x0.shape[0] <= _F32_MAX_N:
+        return _run_sweeps_lj32(x0, y0, rng, box, beta, gamma, delta, sweeps, rc2, trace)
     npart = x0.shape[0]
     x, y = _padded(x0, y0)
     e_pair = _pair_matrix(x, y, npart, kind, n, m, rc2)
@@ -272,23 +274,135 @@ def _run_sweeps(x0, y0, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2, t
     return accepted
 
 
+# ------------------------------------------------- single-precision LJ pair terms
+# For the LJ potential the pair terms of a trial move are computed and cached in
+# float32 (twice the SIMD width); positions, the field term and every stored energy
+# stay float64. The largest cached term, 4 R_MIN^-12 = 4e36, and a sum of N - 1 of
+# them stay below the float32 limit (3.4e38) for N <= 80, so no inf or NaN can occur;
+# the relative rounding of a Metropolis energy change is ~1e-7, far below anything
+# the acceptance test can resolve statistically.
+_F32_MAX_N = 80
+
+
+@njit(**JIT)
+def _fill_row_lj32(xi, yi, i, x, y, npart, rc2, row):
+    """float32 version of :func:`_fill_row` for LJ: row[j] = u(|r_i - r_j|)."""
+    r2min = np.float32(R2_MIN)
+    four = np.float32(4.0)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for j in range(x.shape[0]):
+        dx = x[j] - xi
+        dy = y[j] - yi
+        r2 = dx * dx + dy * dy
+        r2c = max(r2, r2min)
+        inv6 = one / (r2c * r2c * r2c)
+        u = four * inv6 * (inv6 - one)
+        row[j] = u if r2 < rc2 else zero
+    row[i] = zero
+    for j in range(npart, x.shape[0]):
+        row[j] = zero
+
+
+@njit(**JIT)
+def _sweep_lj32(x, y, x32, y32, npart, e_pair, row, rng, box, beta, gamma, delta, rc2):
+    """:func:`_sweep` for LJ with float32 pair terms (``x32``, ``y32``, ``e_pair`` and
+    ``row`` float32; ``x``, ``y`` the float64 positions, kept in step)."""
+    npad = x.shape[0]
+    accepted = 0
+    for i in range(npart):
+        xn = x[i] + delta * (2.0 * _uniform(rng) - 1.0)
+        yn = y[i] + delta * (2.0 * _uniform(rng) - 1.0)
+        if xn < 0.0 or xn > box or yn < 0.0 or yn > box:
+            continue
+        _fill_row_lj32(np.float32(xn), np.float32(yn), i, x32, y32, npart, rc2, row)
+        d_pair = np.float32(0.0)
+        e_old = e_pair[i]
+        for j in range(npad):
+            d_pair += row[j] - e_old[j]
+        d_e = np.float64(d_pair) + gamma * (yn - y[i])
+        if d_e <= 0.0 or _uniform(rng) < np.exp(-beta * d_e):
+            x[i] = xn
+            y[i] = yn
+            x32[i] = np.float32(xn)
+            y32[i] = np.float32(yn)
+            for j in range(npad):
+                e_pair[i, j] = row[j]
+                e_pair[j, i] = row[j]
+            accepted += 1
+    return accepted
+
+
+@njit(**JIT)
+def _run_sweeps_lj32(x0, y0, rng, box, beta, gamma, delta, sweeps, rc2, trace):
+    """:func:`_run_sweeps` for LJ with float32 pair terms (same random draws)."""
+    npart = x0.shape[0]
+    x, y = _padded(x0, y0)
+    x32 = x.astype(np.float32)
+    y32 = y.astype(np.float32)
+    npad = x.shape[0]
+    rc2f = np.float32(min(rc2, 1e30))
+    e_pair = np.zeros((npad, npad), dtype=np.float32)
+    for i in range(npart):
+        _fill_row_lj32(x32[i], y32[i], i, x32, y32, npart, rc2f, e_pair[i])
+    row = np.zeros(npad, dtype=np.float32)
+    accepted = 0
+    record = trace.shape[0] > 0
+    for s in range(sweeps):
+        accepted += _sweep_lj32(x, y, x32, y32, npart, e_pair, row, rng, box, beta, gamma,
+                                delta, rc2f)
+        if record:
+            e = 0.0
+            for i in range(npart):
+                for j in range(i + 1, npart):
+                    e += e_pair[i, j]
+            trace[s] = e + gamma * y[:npart].sum()
+    x0[:] = x[:npart]
+    y0[:] = y[:npart]
+    return accepted
+
+
+@njit(**JIT)
+def _one_independent(rng, npart, box, beta, gamma, delta, sweeps, kind, n, m, rc2, pos, start):
+    """One independent sample, run ``sweeps`` sweeps in place from ``pos`` (N, 2) (if
+    ``start``: first a uniform random start) with rng state ``rng`` (updated). Returns
+    (total energy, number of accepted moves)."""
+    no_trace = np.empty(0)
+    x = np.empty(npart)
+    y = np.empty(npart)
+    if start:
+        _random_start(x, y, rng, box)
+    else:
+        x[:] = pos[:, 0]
+        y[:] = pos[:, 1]
+    acc = _run_sweeps(x, y, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2, no_trace)
+    pos[:, 0] = x
+    pos[:, 1] = y
+    return _total_energy(x, y, gamma, kind, n, m, rc2), acc
+
+
 @njit(**JIT_PARALLEL)
 def _run_independent(states, npart, box, beta, gamma, delta, sweeps, kind, n, m, rc2,
-                     pos_out, energy_out, acc_out):
-    """Independent protocol: sample k starts uniform, runs ``sweeps`` sweeps from rng
-    state ``states[k]`` (uint64[4]) and stores its final configuration."""
-    no_trace = np.empty(0)
+                     pos_out, energy_out, acc_out, start):
+    """Independent protocol: sample k runs ``sweeps`` sweeps with rng ``states[k]``
+    (uint64[4], left at its final state) from a uniform start (``start``) or from
+    ``pos_out[k]`` (continuing, e.g. S -> 2S: the result equals one 2S run), and
+    stores its final configuration, energy and number of accepted moves (acc_out)."""
     for k in prange(states.shape[0]):
-        rng = states[k].copy()
-        x = np.empty(npart)
-        y = np.empty(npart)
-        _random_start(x, y, rng, box)
-        acc = _run_sweeps(x, y, rng, box, beta, gamma, delta, sweeps, kind, n, m, rc2,
-                          no_trace)
-        pos_out[k, :, 0] = x
-        pos_out[k, :, 1] = y
-        energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)
-        acc_out[k] = acc / (sweeps * npart) if sweeps > 0 else np.nan
+        energy_out[k], acc_out[k] = _one_independent(states[k], npart, box, beta, gamma,
+                                                     delta, sweeps, kind, n, m, rc2,
+                                                     pos_out[k], start)
+
+
+@njit(**JIT)
+def _run_independent_serial(states, npart, box, beta, gamma, delta, sweeps, kind, n, m,
+                            rc2, pos_out, energy_out, acc_out, start):
+    """:func:`_run_independent` on the calling thread only (for task schedulers that run
+    several tasks in one process); same results."""
+    for k in range(states.shape[0]):
+        energy_out[k], acc_out[k] = _one_independent(states[k], npart, box, beta, gamma,
+                                                     delta, sweeps, kind, n, m, rc2,
+                                                     pos_out[k], start)
 
 
 @njit(**JIT_PARALLEL)
@@ -354,14 +468,54 @@ def _chain_produce(x, y, rng, box, beta, gamma, delta, every, kind, n, m, rc2, p
         acc_out[k] = acc / (every * npart)
 
 
+@njit(**JIT)
+def _uniform_one(rng, npart, box, gamma, kind, n, m, rc2, pos):
+    """Uniform random configuration into ``pos`` (N, 2); returns its total energy."""
+    x = np.empty(npart)
+    y = np.empty(npart)
+    _random_start(x, y, rng, box)
+    pos[:, 0] = x
+    pos[:, 1] = y
+    return _total_energy(x, y, gamma, kind, n, m, rc2)
+
+
 @njit(**JIT_PARALLEL)
 def _uniform_configs(states, npart, box, gamma, kind, n, m, rc2, pos_out, energy_out):
     """Uniform random configurations (no Monte Carlo) and their energies."""
     for k in prange(states.shape[0]):
-        rng = states[k].copy()
-        x = np.empty(npart)
-        y = np.empty(npart)
-        _random_start(x, y, rng, box)
-        pos_out[k, :, 0] = x
-        pos_out[k, :, 1] = y
-        energy_out[k] = _total_energy(x, y, gamma, kind, n, m, rc2)
+        energy_out[k] = _uniform_one(states[k].copy(), npart, box, gamma, kind, n, m, rc2,
+                                     pos_out[k])
+
+
+@njit(**JIT)
+def _uniform_configs_serial(states, npart, box, gamma, kind, n, m, rc2, pos_out, energy_out):
+    """:func:`_uniform_configs` on the calling thread only; same results."""
+    for k in range(states.shape[0]):
+        energy_out[k] = _uniform_one(states[k].copy(), npart, box, gamma, kind, n, m, rc2,
+                                     pos_out[k])
+
+
+@njit(**JIT_PARALLEL)
+def _reference_chains(states, npart, box, beta, gamma, delta, burn, every, kind, n, m, rc2,
+                      e_out, y_out, y2_out):
+    """Equilibrium reference: chain c starts uniform from rng ``states[c]``, runs ``burn``
+    sweeps, then records after every ``every`` sweeps (e_out.shape[1] records) its total
+    energy (from the cached pair matrix), mean height (1/N) sum_i y_i and mean squared
+    height (1/N) sum_i y_i^2."""
+    no_trace = np.empty(0)
+    for c in prange(states.shape[0]):
+        rng = states[c].copy()
+        x0 = np.empty(npart)
+        y0 = np.empty(npart)
+        _random_start(x0, y0, rng, box)
+        _run_sweeps(x0, y0, rng, box, beta, gamma, delta, burn, kind, n, m, rc2, no_trace)
+        x, y = _padded(x0, y0)
+        e_pair = _pair_matrix(x, y, npart, kind, n, m, rc2)
+        row = np.zeros(x.shape[0])
+        for k in range(e_out.shape[1]):
+            for _ in range(every):
+                _sweep(x, y, npart, e_pair, row, rng, box, beta, gamma, delta, kind, n, m, rc2)
+            yr = y[:npart]
+            e_out[c, k] = _pair_sum(e_pair) + gamma * yr.sum()
+            y_out[c, k] = yr.mean()
+            y2_out[c, k] = (yr * yr).mean()

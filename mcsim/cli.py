@@ -8,10 +8,14 @@ Examples::
     simulate --gamma 0.4 --uniform                          # uniform random configurations
     simulate --gamma 0.1 --protocol chain --target-acceptance 0.4
     simulate --gamma 0.1 --scan-sweeps                      # how many sweeps are enough?
+    simulate --gamma 0.1 0.4 --sweeps auto                  # equilibrated data (per gamma)
+    simulate --gamma 0.1 --protocol chain --sample-every auto
+    simulate --gamma 0.1 0.4 0.7 1.0 --scheduler tcp://host:8786   # on a Dask cluster
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -55,6 +59,30 @@ def _cutoff(text: str) -> float | None:
     return nonneg_float(text)
 
 
+def _sweeps(text: str) -> int | tuple[str, int]:
+    """``N`` or ``auto`` / ``auto:N0`` (doubling from N0, default 2500)."""
+    t = text.strip().lower()
+    if t == "auto":
+        return ("auto", 2500)
+    if t.startswith("auto:"):
+        return ("auto", positive_int(t[5:]))
+    try:
+        return int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or 'auto', got {text!r}"
+                                         ) from None
+
+
+def _every(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or 'auto', got {text!r}"
+                                         ) from None
+
+
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="simulate", description=__doc__.split("\n\n")[0],
                        epilog="Reduced units: sigma = epsilon = k_B = 1.")
@@ -74,16 +102,21 @@ def build_parser() -> ArgumentParser:
                     help="configurations per gamma (default 10000)")
     mc.add_argument("--step", type=float, default=0.2,
                     help="max trial displacement per axis, sigma (default 0.2)")
-    mc.add_argument("--sweeps", type=int, default=2500,
-                    help="sweeps per sample, independent protocol (default 2500)")
+    mc.add_argument("--sweeps", type=_sweeps, default=2500,
+                    help="sweeps per sample, independent protocol (default 2500); 'auto' "
+                         "(or auto:S0): per gamma the smallest of 2500 (S0) x 1, 2, 4, ... "
+                         "whose samples pass the equilibration verdict")
+    mc.add_argument("--max-sweeps", type=positive_int, default=80_000,
+                    help="largest sweep count --sweeps auto tries (default 80000)")
     mc.add_argument("--protocol", choices=PROTOCOLS[:2], default="independent",
                     help="independent (default: fresh uniform start per sample) or chain")
     mc.add_argument("--uniform", action="store_true",
                     help="uniform random configurations, no Monte Carlo")
     mc.add_argument("--equil-sweeps", type=int, default=20_000,
                     help="chain: equilibration sweeps (default 20000)")
-    mc.add_argument("--sample-every", type=int, default=10,
-                    help="chain: sweeps between samples (default 10)")
+    mc.add_argument("--sample-every", type=_every, default=10,
+                    help="chain: sweeps between samples (default 10); 'auto': the "
+                         "integrated autocorrelation time of the equilibrium reference")
     mc.add_argument("--target-acceptance", type=float, default=None,
                     help="chain: tune the step toward this acceptance during equilibration")
     mc.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
@@ -97,8 +130,17 @@ def build_parser() -> ArgumentParser:
                      help="numba threads (default: all cores; output does not depend on it)")
     run.add_argument("--chunk-size", type=positive_int, default=500,
                      help="samples written per chunk (default 500)")
-    run.add_argument("--check-samples", type=nonneg_int, default=200,
-                     help="samples for the equilibration check per gamma (0: skip; default 200)")
+    run.add_argument("--no-verdict", action="store_true",
+                     help="skip the equilibration verdict (samples vs an equilibrium "
+                          "reference, cached in $LJVAE_CACHE_DIR or ~/.cache/ljvae)")
+    run.add_argument("--z-max", type=nonneg_float, default=3.0,
+                     help="the verdict fails at |z| >= this (default 3)")
+    run.add_argument("--check-samples", type=nonneg_int, default=0,
+                     help="samples of the older paired S-vs-2S check per gamma (default 0: "
+                          "off; --scan-sweeps uses 200 if 0)")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="Dask scheduler address (e.g. tcp://host:8786): run the sample "
+                          "chunks on that cluster (same output as a local run)")
     run.add_argument("--plot", nargs="?", const="auto", default=None, metavar="PNG",
                      help="write an overview figure (default name: <out>.png)")
     run.add_argument("--xyz", type=Path, default=None, metavar="FILE",
@@ -115,11 +157,20 @@ def config_from_args(args) -> SimConfig:
     try:
         pot = Potential.parse(args.potential, args.cutoff)
         protocol = "uniform" if args.uniform else args.protocol
+        if isinstance(args.sweeps, tuple) and protocol != "independent":
+            raise ValueError("sweeps: 'auto' is for the independent protocol")
+        if args.sample_every == "auto" and protocol != "chain":
+            raise ValueError("sample_every: 'auto' is for --protocol chain")
+        sweeps = args.sweeps[1] if isinstance(args.sweeps, tuple) else args.sweeps
+        every = 10 if args.sample_every == "auto" else args.sample_every
+        if args.scheduler is not None and protocol == "chain":
+            raise UserError("--scheduler: the chain protocol runs one sequential chain per "
+                            "gamma; run it without --scheduler")
         return SimConfig(
             n_particles=args.n_particles, box=args.box, temperature=args.temperature,
             potential=pot, gammas=tuple(args.gamma), n_samples=args.n_samples,
-            delta=args.step, sweeps=args.sweeps, protocol=protocol,
-            equil_sweeps=args.equil_sweeps, sample_every=args.sample_every,
+            delta=args.step, sweeps=sweeps, protocol=protocol,
+            equil_sweeps=args.equil_sweeps, sample_every=every,
             target_acceptance=args.target_acceptance, seed=args.seed,
         )
     except ValueError as exc:
@@ -142,7 +193,7 @@ def _scan(c: SimConfig, args) -> int:
 
     if c.protocol == "uniform":
         raise UserError("--scan-sweeps: nothing to check for --uniform data")
-    n_check = max(args.check_samples, 2)
+    n_check = args.check_samples or 200
     print(f"{'gamma':>6} {'S':>7} {'E/N(S)':>9} {'E/N(2S)':>9} {'z':>6}  verdict")
     with threads(args.threads):
         for g in c.gammas:
@@ -178,16 +229,27 @@ def _main(argv: list[str] | None) -> int:
 
     from mcsim.run import run_simulation  # imported here: numba kernels load lazily
 
-    summary = run_simulation(c, out, overwrite=args.overwrite, resume=args.resume,
-                             chunk_size=args.chunk_size, n_threads=args.threads,
-                             check_samples=args.check_samples, progress=not args.quiet)
+    try:
+        summary = run_simulation(
+            c, out, overwrite=args.overwrite, resume=args.resume, chunk_size=args.chunk_size,
+            n_threads=args.threads, check_samples=args.check_samples,
+            verdict=not args.no_verdict, z_max=args.z_max,
+            auto_sweeps=isinstance(args.sweeps, tuple), max_sweeps=args.max_sweeps,
+            auto_sample_every=args.sample_every == "auto", scheduler=args.scheduler,
+            progress=not args.quiet)
+    except ValueError as exc:
+        if str(exc).startswith("scheduler:"):
+            raise UserError(f"--{exc}") from None
+        raise
     n = c.n_particles
     parts = []
     for g in c.gammas:
-        chk = summary.checks.get(g)
-        verdict = "n/a" if chk is None else (
-            f"equilibrated (z={chk.z:+.1f})" if chk.passed
-            else f"NOT equilibrated (z={chk.z:+.1f})")
+        v = summary.verdicts.get(g)
+        verdict = "no verdict" if v is None else v.short()
+        if isinstance(args.sweeps, tuple):
+            verdict += f" at {summary.sweeps[g]} sweeps"
+        if args.sample_every == "auto":
+            verdict += f", sample every {summary.sample_every[g]} sweeps"
         acc = summary.acceptance[g]
         acc_s = "n/a" if acc != acc else f"{acc:.3f}"
         parts.append(f"gamma={g:g}: <E>/N={summary.mean_energy[g] / n:.4f}, "
@@ -196,7 +258,7 @@ def _main(argv: list[str] | None) -> int:
     for chk in summary.failed_checks:
         sys.stderr.write(
             f"simulate: warning: {chk.verdict()}; the samples are not equilibrated. "
-            f"Use more --sweeps (try --scan-sweeps) or --protocol chain.\n")
+            f"Use --sweeps auto, more --sweeps or --protocol chain.\n")
     if plot is not None or args.xyz is not None:
         from mcsim.io import read_dataset, write_xyz
 

@@ -90,14 +90,19 @@ def plot_pair_distribution(ds: Dataset, ax=None, r_max: float = 5.0):
     return ax
 
 
-def plot_energy_traces(traces: dict[float, np.ndarray], n_particles: int, ax=None):
-    """Per-sweep energy per particle from uniform starts, one colour per gamma."""
+def plot_energy_traces(traces: dict[float, np.ndarray], n_particles: int, ax=None,
+                       equilibrium: dict[float, float] | None = None):
+    """Per-sweep energy per particle from uniform starts, one colour per gamma;
+    ``equilibrium`` (gamma -> reference E, epsilon) adds dashed equilibrium lines."""
     ax = _ax(ax)
     for k, (g, tr) in enumerate(traces.items()):
         sweeps = np.arange(1, tr.shape[1] + 1)
         for j, row in enumerate(tr):
             ax.plot(sweeps, row / n_particles, color=f"C{k}", lw=0.7, alpha=0.7,
                     label=f"gamma = {g:g}" if j == 0 else None)
+        if equilibrium and g in equilibrium:
+            ax.axhline(equilibrium[g] / n_particles, color=f"C{k}", ls="--", lw=1.0,
+                       label="equilibrium (reference)" if k == 0 else None)
     ax.set_xscale("log")
     late = np.concatenate([tr[:, min(10, tr.shape[1] - 1):].ravel() for tr in traces.values()])
     if late.size:  # the first sweeps from overlapping starts are off any useful scale
@@ -125,6 +130,21 @@ def read_traces(path: str | Path) -> dict[float, np.ndarray]:
     return out
 
 
+def read_equilibrium(path: str | Path) -> dict[float, float]:
+    """Equilibrium reference energies (epsilon) stored in a dataset file, by gamma."""
+    import json
+
+    import h5py
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        for name in sorted(f.get("diagnostics", {})):
+            a = f["diagnostics"][name].attrs
+            if "reference" in a:
+                out[float(a["gamma"])] = float(json.loads(a["reference"])["mean"]["energy"])
+    return out
+
+
 def dataset_figure(ds: Dataset, path: str | Path, n_snapshots: int = 3) -> Path:
     """Overview figure: snapshots per gamma, rho(y), g(r) and energy traces."""
     gammas = ds.gammas
@@ -145,14 +165,17 @@ def dataset_figure(ds: Dataset, path: str | Path, n_snapshots: int = 3) -> Path:
     traces = read_traces(ds.path) if ds.path is not None else {}
     ax = fig.add_subplot(grid[:, n_snapshots + 1])
     if traces:
-        plot_energy_traces(traces, ds.n_particles, ax)
+        plot_energy_traces(traces, ds.n_particles, ax, read_equilibrium(ds.path))
     else:
         ax.text(0.5, 0.5, "no energy traces\n(uniform data)", ha="center", va="center")
         ax.set_axis_off()
     a = ds.attrs
+    sweeps = a.get("sweeps", "?")
+    if a.get("sweeps_auto") and "sweeps_per_gamma" in a:
+        sweeps = "auto (" + "/".join(str(v) for v in a["sweeps_per_gamma"]) + ")"
     fig.suptitle(f"{a.get('source', '')} dataset: N={ds.n_particles}, L={ds.box:g}, "
                  f"T={a.get('temperature', '?')}, potential={a.get('potential', '?')}, "
-                 f"protocol={a.get('protocol', '?')}, sweeps={a.get('sweeps', '?')}",
+                 f"protocol={a.get('protocol', '?')}, sweeps={sweeps}",
                  fontsize=10)
     from mcsim.clitools import atomic_output
 

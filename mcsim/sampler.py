@@ -33,6 +33,7 @@ from mcsim.config import SimConfig
 __all__ = [
     "Samples",
     "Chain",
+    "IndependentRun",
     "seed_states",
     "sample",
     "energy_traces",
@@ -106,12 +107,13 @@ def _check_gamma(gamma: float) -> float:
 
 
 def sample(config: SimConfig, gamma: float, n_samples: int, *, start: int = 0,
-           n_threads: int | None = None) -> Samples:
+           n_threads: int | None = None, parallel: bool = True) -> Samples:
     """Samples ``start .. start + n_samples - 1`` at field ``gamma``.
 
     For ``independent`` and ``uniform`` any range can be computed on its own (this is
-    how runs are chunked and resumed). For ``chain`` this runs a whole fresh chain
-    (``start`` must be 0); use :class:`Chain` to produce a chain in chunks.
+    how runs are chunked, resumed and distributed). For ``chain`` this runs a whole
+    fresh chain (``start`` must be 0); use :class:`Chain` to produce a chain in chunks.
+    ``parallel=False`` runs on the calling thread only (same output).
     """
     g = _check_gamma(gamma)
     if n_samples < 0 or start < 0:
@@ -123,20 +125,56 @@ def sample(config: SimConfig, gamma: float, n_samples: int, *, start: int = 0,
         chain = Chain(c, g)
         with threads(n_threads):
             return chain.produce(n_samples)
-    npart = c.n_particles
-    pos = np.empty((n_samples, npart, 2))
-    energy = np.empty(n_samples)
-    acc = np.full(n_samples, np.nan)
-    kernel_args = c.potential.kernel_args()
-    with threads(n_threads):
-        if c.protocol == "uniform":
+    if c.protocol == "uniform":
+        npart = c.n_particles
+        pos = np.empty((n_samples, npart, 2))
+        energy = np.empty(n_samples)
+        with threads(n_threads):
             states = seed_states(c.seed, STREAM_UNIFORM, g, start, n_samples)
-            K._uniform_configs(states, npart, c.box, g, *kernel_args, pos, energy)
-        else:
-            states = seed_states(c.seed, STREAM_SAMPLES, g, start, n_samples)
-            K._run_independent(states, npart, c.box, c.beta, g, c.delta, c.sweeps,
-                               *kernel_args, pos, energy, acc)
-    return Samples(pos, energy, acc, g)
+            kernel = K._uniform_configs if parallel else K._uniform_configs_serial
+            kernel(states, npart, c.box, g, *c.potential.kernel_args(), pos, energy)
+        return Samples(pos, energy, np.full(n_samples, np.nan), g)
+    run = IndependentRun(c, g, start, n_samples)
+    with threads(n_threads):
+        run.advance(c.sweeps, parallel=parallel)
+    return run.samples()
+
+
+class IndependentRun:
+    """Independent samples ``start .. start + count - 1`` that can be advanced in steps:
+    ``advance(S)`` then ``advance(S)`` gives exactly the samples of one ``2S``-sweep run
+    (each sample keeps its positions and generator state). Used by ``--sweeps auto``.
+    """
+
+    def __init__(self, config: SimConfig, gamma: float, start: int, count: int) -> None:
+        self.config = config
+        self.gamma = _check_gamma(gamma)
+        self.states = seed_states(config.seed, STREAM_SAMPLES, self.gamma, start, count)
+        self.positions = np.empty((count, config.n_particles, 2))
+        self.energy = np.empty(count)
+        self.accepted = np.zeros(count)
+        self.sweeps = 0
+        self._started = False
+
+    def advance(self, sweeps: int, *, parallel: bool = True) -> None:
+        """Run ``sweeps`` more sweeps on every sample (the first call starts them)."""
+        c = self.config
+        acc = np.empty(self.energy.shape[0])
+        # one thread: the serial kernel (same output; skips loading the parallel runtime)
+        parallel = parallel and numba.get_num_threads() > 1
+        kernel = K._run_independent if parallel else K._run_independent_serial
+        kernel(self.states, c.n_particles, c.box, c.beta, self.gamma, c.delta, sweeps,
+               *c.potential.kernel_args(), self.positions, self.energy, acc,
+               not self._started)
+        self._started = True
+        self.accepted += acc
+        self.sweeps += sweeps
+
+    def samples(self) -> Samples:
+        n = self.config.n_particles
+        acc = (self.accepted / (self.sweeps * n) if self.sweeps > 0
+               else np.full(self.energy.shape[0], np.nan))
+        return Samples(self.positions.copy(), self.energy.copy(), acc, self.gamma)
 
 
 class Chain:

@@ -74,8 +74,8 @@ QUICK: dict[str, Any] = {
                "gammas": [0.1, 0.4, 0.7, 1.0], "seed": 0},
     "data": {
         "n_samples": 800, "sweeps": 2500, "delta": 0.2, "potential": "lj", "cutoff": 3.0,
-        "protocol": "independent", "check_samples": 100, "n_traces": 4, "chunk_size": 200,
-        "seed": 0,
+        "protocol": "independent", "check_samples": 0, "n_traces": 4, "chunk_size": 200,
+        "equilibrated": False, "seed": 0,
     },
     "vae": {
         "data": {"val_fraction": 0.1, "test_fraction": 0.2},
@@ -96,8 +96,8 @@ FULL: dict[str, Any] = {
     "system": dict(QUICK["system"]),
     "data": {
         "n_samples": 10_000, "sweeps": 2500, "delta": 0.2, "potential": "lj", "cutoff": 3.0,
-        "protocol": "independent", "check_samples": 200, "n_traces": 4, "chunk_size": 500,
-        "seed": 0,
+        "protocol": "independent", "check_samples": 0, "n_traces": 4, "chunk_size": 500,
+        "equilibrated": False, "seed": 0,
     },
     "vae": {
         "data": {"val_fraction": 0.1, "test_fraction": 0.2},

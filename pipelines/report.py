@@ -117,8 +117,31 @@ def key_numbers(recs: dict[str, StageRecord], failed: dict[str, str],
                      "quick profile: reduced" if cfg["profile"] == "quick" else "study scale"])
         rows.append(["protocol", STUDY["protocol"],
                      f"{data['protocol']}, {data['sweeps']} sweeps", ""])
+        verdicts = data.get("verdicts", {})
         checks = data.get("checks", {})
-        if checks:
+        if verdicts:
+            n = data["n_particles"]
+            txt = "; ".join(
+                f"γ = {g}: {'ok' if v['passed'] else 'NOT EQUILIBRATED'} at {v['sweeps']} "
+                f"sweeps (z(E) = {v['z']['energy']:+.1f}, bias E/N = "
+                f"{v['bias']['energy'] / n:+.3f})" for g, v in verdicts.items())
+            how = ("sweeps chosen per γ (`data.equilibrated = true`: smallest 2500 × 2^k "
+                   "that passes)" if data.get("equilibrated_profile") else
+                   "`data.equilibrated = true` chooses the sweeps per γ")
+            rows.append(["equilibration (samples vs equilibrium reference)",
+                         STUDY["equilibration"], txt,
+                         f"E, ⟨y⟩, ⟨y²⟩ vs long reference chains, |z| < 3; {how}"])
+            auto = data.get("auto_sweeps", {})
+            if auto:
+                change = "; ".join(
+                    f"γ = {g}: {t[0]['sweeps']} → {t[-1]['sweeps']} sweeps, E/N "
+                    f"{t[0]['mean']['energy'] / n:+.3f} → {t[-1]['mean']['energy'] / n:+.3f}"
+                    for g, t in auto.items())
+                rows.append(["equilibrated data vs the study's protocol",
+                             STUDY["protocol"], change,
+                             "`data.equilibrated = true`: the same samples at the study's "
+                             "sweeps and at the sweeps that pass"])
+        elif checks:
             txt = "; ".join(
                 f"γ = {g}: {'ok' if c['passed'] else 'DRIFTING'} (z = {c['z']:+.1f}, "
                 f"ΔE/N = {c['drift_per_particle']:+.3f})" for g, c in checks.items())
@@ -127,7 +150,7 @@ def key_numbers(recs: dict[str, StageRecord], failed: dict[str, str],
                          txt, f"E after S vs 2S sweeps, {n_chk} paired samples, |z| < 3"])
         else:
             rows.append(["equilibration", STUDY["equilibration"], "not checked here",
-                         "data.check_samples = 0"])
+                         "no verdict stored"])
     else:
         rows.append(["data", STUDY["samples"], missing("data"), ""])
     tr = s("train")
@@ -293,19 +316,22 @@ def _stage_blocks(name: str, rec: StageRecord | None, failed: dict[str, str],
 
 def _detail_data(s: dict[str, Any]) -> list[Block]:
     rows = []
+    n = s.get("n_particles", 30)
     for g, d in s["per_gamma"].items():
-        c = s.get("checks", {}).get(g)
-        rows.append([g, f"{d['n']:,}", _pm(d["energy_per_particle"],
-                                           d["energy_per_particle_err"], ".4f"),
+        v = s.get("verdicts", {}).get(g)
+        sw = s.get("sweeps_per_gamma", {}).get(g, s["sweeps"])
+        rows.append([g, f"{d['n']:,}", str(sw), _pm(d["energy_per_particle"],
+                                                     d["energy_per_particle_err"], ".4f"),
                      f"{d['acceptance']:.3f}",
-                     "—" if c is None else (
-                         f"{c['mean_s'] / c['n_particles']:.4f} → "
-                         f"{c['mean_2s'] / c['n_particles']:.4f} (z = {c['z']:+.1f}) "
-                         f"{'ok' if c['passed'] else 'DRIFTING'}")])
+                     "—" if v is None else (
+                         f"{v['ref_mean']['energy'] / n:.4f} ± {v['ref_err']['energy'] / n:.4f}"
+                         f" (z(E) = {v['z']['energy']:+.1f}, max |z| = "
+                         f"{max(abs(z) for z in v['z'].values()):.1f}) "
+                         f"{'ok' if v['passed'] else 'NOT EQUILIBRATED'}")])
     return [("p", f"`{s['file']}`: {s['n_total']:,} configurations, {s['protocol']} "
-                  f"protocol, {s['sweeps']} sweeps per sample."),
-            ("table", ["γ", "configurations", "E/N (ε)", "acceptance",
-                       f"equilibration: E/N after S → 2S sweeps (S = {s['sweeps']})"], rows)]
+                  f"protocol."),
+            ("table", ["γ", "configurations", "sweeps", "E/N (ε)", "acceptance",
+                       "equilibrium E/N (reference chains) and verdict"], rows)]
 
 
 def _detail_anomaly_data(s: dict[str, Any]) -> list[Block]:

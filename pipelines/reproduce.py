@@ -149,6 +149,8 @@ def validate_config(cfg: dict[str, Any]) -> dict[str, str]:
 
     for k, lo in (("check_samples", 0), ("n_traces", 0), ("chunk_size", 1)):
         need(is_int(d[k]) and d[k] >= lo, f"data.{k}", f"must be an integer >= {lo}", d[k])
+    need(isinstance(d.get("equilibrated", False), bool), "data.equilibrated",
+         "must be true or false", d.get("equilibrated"))
     need(len(cfg["system"]["gammas"]) >= 1, "system.gammas", "need at least one", [])
     need(bool(sw["latent_dims"]) and all(is_int(v) and v >= 1 for v in sw["latent_dims"]),
          "sweep.latent_dims", "must be a non-empty list of positive integers",

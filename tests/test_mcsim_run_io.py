@@ -20,6 +20,7 @@ SMALL = SimConfig(gammas=(0.1, 0.7), n_samples=23, sweeps=60, seed=5)
 def _run(path, cfg=SMALL, **kw):
     kw.setdefault("progress", False)
     kw.setdefault("check_samples", 0)
+    kw.setdefault("verdict", False)
     return run_simulation(cfg, path, **kw)
 
 
