@@ -493,10 +493,11 @@ def _derived_seed(seed: int, round_: int) -> int:
 
 
 def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
-             seconds: dict[str, float]) -> tuple[np.ndarray, ...]:
-    """Decode, reconstruct and check latents z (m, D); accumulates step times."""
+             seconds: dict[str, float], gamma: float | None = None) -> tuple[np.ndarray, ...]:
+    """Decode (at ``gamma`` for decoders that take it), reconstruct and check latents
+    z (m, D); accumulates step times."""
     t1 = time.perf_counter()
-    dec = trained.decode(z, batch_size=_DECODE_BATCH)
+    dec = trained.decode(z, batch_size=_DECODE_BATCH, gamma=gamma)
     t2 = time.perf_counter()
     d = symmetrize_distances(dec[:, 0].astype(np.float64) * scale)  # input units -> sigma
     rec = reconstruct_configurations(d, box)
@@ -576,7 +577,8 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
                 warnings.simplefilter("ignore", GammaInterpolationWarning)
                 z = prior.sample(m, gamma_key, seed=_derived_seed(seed, round_))
             seconds["prior"] += time.perf_counter() - t0
-            res = [_process(trained, z[a:a + batch_size], scale, box, overlap, seconds)
+            res = [_process(trained, z[a:a + batch_size], scale, box, overlap, seconds,
+                            gamma_key)
                    for a in range(0, m, batch_size)]
             batch = tuple(np.concatenate([r[i] for r in res]) for i in range(6))
             drawn += m
