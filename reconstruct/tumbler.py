@@ -71,6 +71,9 @@ class Tumbled:
         reflected: (M,) whether the mirror rule flipped x.
         fits: (M,) width <= L and height <= L (up to 1e-9 L).
         box: L, sigma.
+        theta: (M,) rotation applied to the COM-centred input, radians, or None (this
+            rule; :func:`reconstruct.placement.place` fills it).
+        tries: (M,) rejection proposals of the thermal placement, or None.
     """
 
     positions: np.ndarray
@@ -81,6 +84,8 @@ class Tumbled:
     reflected: np.ndarray
     fits: np.ndarray
     box: float
+    theta: np.ndarray | None = None
+    tries: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.positions.shape[0])

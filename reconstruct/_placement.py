@@ -1,0 +1,476 @@
+"""Numba kernels of the placements in :mod:`reconstruct.placement`.
+
+Private: arrays and scalars in, arrays out; the public wrappers validate.
+
+Geometry. A shape is given by its coordinates q_i relative to the centre of mass
+(COM). Rotating it by theta gives x'_i = c q_ix - s q_iy, y'_i = s q_ix + c q_iy
+(c = cos theta, s = sin theta). Its extents relative to the COM, xmin(theta) ..
+ymax(theta), are support functions of the convex hull, so only hull vertices
+matter. Each extent is piecewise sinusoidal in theta, non-negative in magnitude
+(the COM lies inside the hull) and hence concave between its kinks, and its kinks
+are the angles at which a hull edge is parallel to the corresponding side of the
+box. So the minimum over an angular interval of the COM's lowest height
+lo = -ymin, of the width w = xmax - xmin and of the height h = ymax - ymin lies at
+the ends of the interval or at a kink inside it: :func:`_bin_minima` uses this to
+bound the placement weight rigorously on each bin of an angle grid.
+
+Thermal placement (exact rejection sampling). With b = gamma N / T, the weight of
+an orientation after integrating the offsets out is
+
+    f(theta) = (L - w)_+ * exp(-b lo) * E(b, L - h),
+    E(b, z) = int_0^z exp(-b t) dt = -expm1(-b z) / b   (z for b = 0, 0 for z <= 0),
+
+the x offset being uniform over the L - w that keep the shape inside and the COM
+height lo + t with t ~ exp(-b t) on [0, L - h]. On a bin [theta_j, theta_j+1]
+each factor is bounded by its value at the bin's minimum of w, lo or h, which
+gives U_j >= f on the bin; drawing a bin with probability U_j / sum U, theta
+uniform in it, and accepting with probability f(theta) / U_j samples f exactly,
+whatever the grid size (the grid only sets the acceptance rate).
+
+Random numbers: one xoshiro256+ stream per configuration, keyed by the master
+seed and the configuration's index (splitmix64), so results do not depend on
+batching or thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from mcsim._kernels import _uniform
+from reconstruct._kernels import JIT, JIT_PARALLEL, MIRROR_TOL, _convex_hull, _tumble_one
+
+TWO_PI = 2.0 * math.pi
+MAX_TRIES = 100_000  # rejection proposals per configuration before giving up
+BISECT_STEPS = 60  # bisection steps on a feasibility boundary (lowest placement)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_U30 = np.uint64(30)
+_U27 = np.uint64(27)
+_U31 = np.uint64(31)
+
+# info columns written by the kernels
+INFO_THETA, INFO_WIDTH, INFO_HEIGHT, INFO_COM, INFO_MIRROR, INFO_FITS, INFO_TRIES = range(7)
+N_INFO = 7
+
+
+# --------------------------------------------------------------------------- RNG
+@njit(**JIT)
+def _splitmix64(x):
+    """One splitmix64 output for state x (Steele, Lea & Flood 2014)."""
+    z = x + _GOLDEN
+    z = (z ^ (z >> _U30)) * _MIX1
+    z = (z ^ (z >> _U27)) * _MIX2
+    return z ^ (z >> _U31)
+
+
+@njit(**JIT)
+def _seed_state(key0, key1, index, s):
+    """xoshiro256+ state s (uint64[4]) of configuration ``index`` under key (key0, key1)."""
+    x = key0 ^ _splitmix64(key1 + np.uint64(index) * _GOLDEN)
+    for t in range(4):
+        x = x + _GOLDEN
+        s[t] = _splitmix64(x)
+    if s[0] == 0 and s[1] == 0 and s[2] == 0 and s[3] == 0:
+        s[0] = _GOLDEN
+
+
+# ---------------------------------------------------------------------- geometry
+@njit(**JIT)
+def _hull_frame(x, y, hx, hy, order, hull):
+    """COM-centred hull vertices of (x, y) (N,) into hx, hy; returns (nh, r_max, cx, cy)."""
+    n = x.shape[0]
+    cx = 0.0
+    cy = 0.0
+    for i in range(n):
+        cx += x[i]
+        cy += y[i]
+    cx /= n
+    cy /= n
+    nh = _convex_hull(x, y, order, hull)
+    rmax = 0.0
+    for t in range(nh):
+        hx[t] = x[hull[t]] - cx
+        hy[t] = y[hull[t]] - cy
+        rmax = max(rmax, math.hypot(hx[t], hy[t]))
+    return nh, rmax, cx, cy
+
+
+@njit(**JIT)
+def _extents(hx, hy, nh, theta, ext):
+    """ext = [xmin, xmax, ymin, ymax] of the hull rotated by theta (relative to the COM)."""
+    c = math.cos(theta)
+    s = math.sin(theta)
+    xmin = 0.0
+    xmax = 0.0
+    ymin = 0.0
+    ymax = 0.0
+    for t in range(nh):
+        xr = c * hx[t] - s * hy[t]
+        yr = s * hx[t] + c * hy[t]
+        if t == 0 or xr < xmin:
+            xmin = xr
+        if t == 0 or xr > xmax:
+            xmax = xr
+        if t == 0 or yr < ymin:
+            ymin = yr
+        if t == 0 or yr > ymax:
+            ymax = yr
+    ext[0] = xmin
+    ext[1] = xmax
+    ext[2] = ymin
+    ext[3] = ymax
+
+
+@njit(**JIT)
+def _wrap(theta):
+    t = theta % TWO_PI
+    return t if t < TWO_PI else 0.0
+
+
+@njit(**JIT)
+def _kinks(hx, hy, nh, out):
+    """Angles in [0, 2 pi) at which a hull edge is parallel to a side of the box (the
+    kinks of the extents); returns their number (4 per edge of non-zero length)."""
+    k = 0
+    if nh < 2:
+        return 0
+    for t in range(nh):
+        dx = hx[(t + 1) % nh] - hx[t]
+        dy = hy[(t + 1) % nh] - hy[t]
+        ln = math.hypot(dx, dy)
+        if ln == 0.0:
+            continue
+        nx = dy / ln  # outward normal of a counter-clockwise edge
+        ny = -dx / ln
+        # rotated normal (c nx - s ny, s nx + c ny) = (0, -1), (0, 1), (1, 0), (-1, 0)
+        out[k] = _wrap(math.atan2(-nx, -ny))  # edge at the bottom
+        out[k + 1] = _wrap(math.atan2(nx, ny))  # edge at the top
+        out[k + 2] = _wrap(math.atan2(-ny, nx))  # edge on the right
+        out[k + 3] = _wrap(math.atan2(ny, -nx))  # edge on the left
+        k += 4
+    return k
+
+
+@njit(**JIT)
+def _angle_table(n_bins):
+    """(2, n_bins + 1) cos and sin of the bin edges j * 2 pi / n_bins."""
+    tab = np.empty((2, n_bins + 1))
+    dth = TWO_PI / n_bins
+    for j in range(n_bins + 1):
+        tab[0, j] = math.cos(j * dth)
+        tab[1, j] = math.sin(j * dth)
+    return tab
+
+
+@njit(**JIT)
+def _edge_extents(hx, hy, nh, tab, n_bins, ymin, xspan, yspan):
+    """ymin, width and height of the hull at every bin edge (tab: :func:`_angle_table`)."""
+    for j in range(n_bins + 1):
+        c = tab[0, j]
+        s = tab[1, j]
+        xr = c * hx[0] - s * hy[0]
+        yr = s * hx[0] + c * hy[0]
+        x_lo = xr
+        x_hi = xr
+        y_lo = yr
+        y_hi = yr
+        for t in range(1, nh):
+            xr = c * hx[t] - s * hy[t]
+            yr = s * hx[t] + c * hy[t]
+            x_lo = min(x_lo, xr)
+            x_hi = max(x_hi, xr)
+            y_lo = min(y_lo, yr)
+            y_hi = max(y_hi, yr)
+        ymin[j] = y_lo
+        xspan[j] = x_hi - x_lo
+        yspan[j] = y_hi - y_lo
+
+
+@njit(**JIT)
+def _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, lo_min, w_min, h_min, ext):
+    """Minima over each bin [j, j+1] * 2 pi / n_bins of lo = -ymin, w and h (exact:
+    the bins' ends and the kinks inside them). lo_min, w_min, h_min: (n_bins + 1,)."""
+    _edge_extents(hx, hy, nh, tab, n_bins, lo_min, w_min, h_min)
+    for j in range(n_bins):
+        lo_min[j] = max(lo_min[j], lo_min[j + 1])  # both hold ymin: lo = -max(ymin)
+        w_min[j] = min(w_min[j], w_min[j + 1])
+        h_min[j] = min(h_min[j], h_min[j + 1])
+    for j in range(n_bins):
+        lo_min[j] = -lo_min[j]
+    dth = TWO_PI / n_bins
+    for t in range(nk):
+        j = min(int(kinks[t] / dth), n_bins - 1)
+        _extents(hx, hy, nh, kinks[t], ext)
+        lo_min[j] = min(lo_min[j], -ext[2])
+        w_min[j] = min(w_min[j], ext[1] - ext[0])
+        h_min[j] = min(h_min[j], ext[3] - ext[2])
+
+
+@njit(**JIT)
+def _height_integral(b, z):
+    """E(b, z) = int_0^z exp(-b t) dt for b >= 0 (0 for z <= 0)."""
+    if z <= 0.0:
+        return 0.0
+    bz = b * z
+    if bz == 0.0:
+        return z
+    if bz > 40.0:  # -expm1(-bz) == 1 to double precision
+        return 1.0 / b
+    return -math.expm1(-bz) / b
+
+
+@njit(**JIT)
+def _weight(lo, w, h, lo_ref, box, b):
+    """Placement weight f = (L - w)_+ exp(-b (lo - lo_ref)) E(b, L - h)."""
+    if w >= box or h >= box:
+        return 0.0
+    e = b * (lo - lo_ref)
+    if e > 700.0:
+        return 0.0
+    return (box - w) * math.exp(-e) * _height_integral(b, box - h)
+
+
+@njit(**JIT)
+def _sample_height(b, z, u):
+    """t in [0, z] with density proportional to exp(-b t), from a uniform u in [0, 1)."""
+    if z <= 0.0:
+        return 0.0
+    bz = b * z
+    if bz == 0.0:
+        return u * z
+    t = -math.log1p(u * math.expm1(-bz)) / b
+    return min(max(t, 0.0), z)
+
+
+@njit(**JIT)
+def _write_placed(x, y, cx, cy, theta, x0, y0, mirror, box, out):
+    """out (N, 2) = R(theta) (q - c) + (x0, y0), mirrored x -> L - x if asked;
+    rounding-level overshoots (the shape fits) are clamped into [0, L]."""
+    c = math.cos(theta)
+    s = math.sin(theta)
+    for i in range(x.shape[0]):
+        qx = x[i] - cx
+        qy = y[i] - cy
+        px = c * qx - s * qy + x0
+        py = s * qx + c * qy + y0
+        if mirror:
+            px = box - px
+        out[i, 0] = min(max(px, 0.0), box)
+        out[i, 1] = min(max(py, 0.0), box)
+
+
+@njit(**JIT)
+def _no_fit(x, y, box, out, hull, order, info, tumble_info):
+    """A shape that fits in no orientation: the study's rule, flagged, not clipped."""
+    _tumble_one(x, y, box, out, hull, order, tumble_info)
+    info[INFO_THETA] = np.nan
+    info[INFO_WIDTH] = tumble_info[0]
+    info[INFO_HEIGHT] = tumble_info[1]
+    info[INFO_COM] = tumble_info[2]
+    info[INFO_MIRROR] = tumble_info[5]
+    info[INFO_FITS] = 0.0
+
+
+# ------------------------------------------------------------------------ thermal
+@njit(**JIT)
+def _thermal_one(x, y, box, b, tab, n_bins, state, out, info, ws_f, ws_i):
+    """Draw one placement of the shape (x, y) (N,) from its conditional Boltzmann
+    distribution; info as INFO_*. ws_f, ws_i: float / int workspaces."""
+    n = x.shape[0]
+    hx = ws_f[0:2 * n + 1]
+    hy = ws_f[2 * n + 1:4 * n + 2]
+    kinks = ws_f[4 * n + 2:12 * n + 6]
+    base = 12 * n + 6
+    lo_min = ws_f[base:base + n_bins + 1]
+    w_min = ws_f[base + n_bins + 1:base + 2 * n_bins + 2]
+    h_min = ws_f[base + 2 * n_bins + 2:base + 3 * n_bins + 3]
+    cum = ws_f[base + 3 * n_bins + 3:base + 4 * n_bins + 3]
+    ext = ws_f[base + 4 * n_bins + 3:base + 4 * n_bins + 7]
+    tinfo = ws_f[base + 4 * n_bins + 7:base + 4 * n_bins + 13]
+    hull = ws_i[0:2 * n + 1]
+    order = ws_i[2 * n + 1:3 * n + 1]
+
+    nh, rmax, cx, cy = _hull_frame(x, y, hx, hy, order, hull)
+    nk = _kinks(hx, hy, nh, kinks)
+    _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, lo_min, w_min, h_min, ext)
+    lo_ref = np.inf
+    for j in range(n_bins):
+        lo_ref = min(lo_ref, lo_min[j])
+    total = 0.0
+    for j in range(n_bins):
+        total += _weight(lo_min[j], w_min[j], h_min[j], lo_ref, box, b)
+        cum[j] = total
+    info[INFO_TRIES] = 0.0
+    if not total > 0.0:
+        _no_fit(x, y, box, out, hull, order, info, tinfo)
+        return
+    dth = TWO_PI / n_bins
+    theta = 0.0
+    accepted = False
+    tries = 0
+    while tries < MAX_TRIES:
+        tries += 1
+        target = _uniform(state) * total
+        lo_j = 0
+        hi_j = n_bins - 1
+        while lo_j < hi_j:  # first bin with cum > target
+            mid = (lo_j + hi_j) // 2
+            if cum[mid] > target:
+                hi_j = mid
+            else:
+                lo_j = mid + 1
+        j = lo_j
+        bound = cum[j] - (cum[j - 1] if j > 0 else 0.0)
+        theta = (j + _uniform(state)) * dth
+        _extents(hx, hy, nh, theta, ext)
+        f = _weight(-ext[2], ext[1] - ext[0], ext[3] - ext[2], lo_ref, box, b)
+        if _uniform(state) * bound < f:
+            accepted = True
+            break
+    info[INFO_TRIES] = tries
+    if not accepted:  # the fitting orientations carry a vanishing share of the bound
+        _no_fit(x, y, box, out, hull, order, info, tinfo)
+        return
+    w = ext[1] - ext[0]
+    h = ext[3] - ext[2]
+    x0 = -ext[0] + _uniform(state) * (box - w)  # COM position, uniform inside
+    y0 = -ext[2] + _sample_height(b, box - h, _uniform(state))
+    mirror = _uniform(state) < 0.5
+    _write_placed(x, y, cx, cy, theta, x0, y0, mirror, box, out)
+    info[INFO_THETA] = theta
+    info[INFO_WIDTH] = w
+    info[INFO_HEIGHT] = h
+    info[INFO_COM] = y0
+    info[INFO_MIRROR] = 1.0 if mirror else 0.0
+    info[INFO_FITS] = 1.0
+
+
+@njit(**JIT_PARALLEL)
+def _thermal_batch(coords, box, b, n_bins, key0, key1, start, out, info):
+    """Thermal placement of every coords[k] (N, 2) with b[k] = gamma N / T; the random
+    stream of configuration k is keyed by start + k."""
+    m, n = coords.shape[0], coords.shape[1]
+    nf = 12 * n + 6 + 4 * n_bins + 13
+    ni = 3 * n + 1
+    tab = _angle_table(n_bins)
+    for k in prange(m):
+        ws_f = np.empty(nf)
+        ws_i = np.empty(ni, dtype=np.int64)
+        state = np.empty(4, dtype=np.uint64)
+        _seed_state(key0, key1, start + k, state)
+        x = coords[k, :, 0].copy()
+        y = coords[k, :, 1].copy()
+        _thermal_one(x, y, box, b[k], tab, n_bins, state, out[k], info[k], ws_f, ws_i)
+
+
+# ------------------------------------------------------------------------- lowest
+@njit(**JIT)
+def _infeasibility(ext, box):
+    """max(w - L, h - L): <= 0 where the orientation fits in the box."""
+    return max(ext[1] - ext[0], ext[3] - ext[2]) - box
+
+
+@njit(**JIT)
+def _lowest_one(x, y, box, tab, n_bins, out, info, ws_f, ws_i):
+    """Least gravitational energy placement among the orientations that fit: the COM
+    height lo(theta) is concave between the bottom kinks, so its minimum over the
+    feasible set lies at a feasible bottom kink or at a boundary of the feasible set
+    (sign changes on the grid of bin edges, refined by bisection). Rests on the
+    floor, bounding box centred, mirror rule of the study's tumbler."""
+    n = x.shape[0]
+    hx = ws_f[0:2 * n + 1]
+    hy = ws_f[2 * n + 1:4 * n + 2]
+    kinks = ws_f[4 * n + 2:12 * n + 6]
+    ext = ws_f[12 * n + 6:12 * n + 10]
+    tinfo = ws_f[12 * n + 10:12 * n + 16]
+    base = 12 * n + 16
+    ymin = ws_f[base:base + n_bins + 1]
+    xspan = ws_f[base + n_bins + 1:base + 2 * n_bins + 2]
+    yspan = ws_f[base + 2 * n_bins + 2:base + 3 * n_bins + 3]
+    hull = ws_i[0:2 * n + 1]
+    order = ws_i[2 * n + 1:3 * n + 1]
+    nh, rmax, cx, cy = _hull_frame(x, y, hx, hy, order, hull)
+    nk = _kinks(hx, hy, nh, kinks)
+    slack = 1e-9 * box
+    best = np.inf
+    best_theta = 0.0
+    for t in range(0, nk, 4):  # bottom kinks: every 4th entry
+        _extents(hx, hy, nh, kinks[t], ext)
+        if _infeasibility(ext, box) <= slack and -ext[2] < best:
+            best = -ext[2]
+            best_theta = kinks[t]
+    _edge_extents(hx, hy, nh, tab, n_bins, ymin, xspan, yspan)
+    if nk == 0 and max(xspan[0], yspan[0]) <= box + slack:  # a point-like hull
+        best = -ymin[0]
+    dth = TWO_PI / n_bins
+    for j in range(n_bins):
+        ok_a = max(xspan[j], yspan[j]) <= box
+        if ok_a == (max(xspan[j + 1], yspan[j + 1]) <= box):
+            continue
+        a = j * dth  # bisect to the boundary, keep the feasible end
+        c = a + dth
+        for _ in range(BISECT_STEPS):
+            mid = 0.5 * (a + c)
+            _extents(hx, hy, nh, mid, ext)
+            if (_infeasibility(ext, box) <= 0.0) == ok_a:
+                a = mid
+            else:
+                c = mid
+        edge = a if ok_a else c
+        _extents(hx, hy, nh, edge, ext)
+        if _infeasibility(ext, box) <= slack and -ext[2] < best:
+            best = -ext[2]
+            best_theta = edge
+    if best == np.inf:
+        _no_fit(x, y, box, out, hull, order, info, tinfo)
+        return
+    # rotate, mirror rule (third moment of x, then cov(x, y)), rest on the floor
+    c = math.cos(best_theta)
+    s = math.sin(best_theta)
+    m3 = 0.0
+    a3 = 0.0
+    mxy = 0.0
+    axy = 0.0
+    inv = 1.0 / rmax if rmax > 0.0 else 0.0
+    for i in range(n):
+        qx = x[i] - cx
+        qy = y[i] - cy
+        sx = (c * qx - s * qy) * inv
+        sy = (s * qx + c * qy) * inv
+        m3 += sx * sx * sx
+        a3 += abs(sx * sx * sx)
+        mxy += sx * sy
+        axy += abs(sx * sy)
+    mirror = False
+    if abs(m3) > MIRROR_TOL * a3:
+        mirror = m3 < 0.0
+    elif abs(mxy) > MIRROR_TOL * axy:
+        mirror = mxy < 0.0
+    _extents(hx, hy, nh, best_theta, ext)
+    x0 = 0.5 * box - 0.5 * (ext[0] + ext[1])  # bounding box centred (kept by the mirror)
+    _write_placed(x, y, cx, cy, best_theta, x0, -ext[2], mirror, box, out)
+    info[INFO_THETA] = best_theta
+    info[INFO_WIDTH] = ext[1] - ext[0]
+    info[INFO_HEIGHT] = ext[3] - ext[2]
+    info[INFO_COM] = -ext[2]
+    info[INFO_MIRROR] = 1.0 if mirror else 0.0
+    info[INFO_FITS] = 1.0
+    info[INFO_TRIES] = 0.0
+
+
+@njit(**JIT_PARALLEL)
+def _lowest_batch(coords, box, n_bins, out, info):
+    """Lowest fitting placement of every coords[k] (N, 2)."""
+    m, n = coords.shape[0], coords.shape[1]
+    tab = _angle_table(n_bins)
+    for k in prange(m):
+        ws_f = np.empty(12 * n + 16 + 3 * n_bins + 3)
+        ws_i = np.empty(3 * n + 1, dtype=np.int64)
+        x = coords[k, :, 0].copy()
+        y = coords[k, :, 1].copy()
+        _lowest_one(x, y, box, tab, n_bins, out[k], info[k], ws_f, ws_i)
