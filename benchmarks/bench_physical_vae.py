@@ -81,6 +81,12 @@ VARIANTS = {
     "coord+g+ov0.3": ({"arch": "coord", "decoder_gamma": True}, {"overlap_weight": 0.3}),
     "coord+g+ov0.3+ch+dn": ({"arch": "coord", "decoder_gamma": True},
                             {"overlap_weight": 0.3, "chamfer_weight": 1.0, "denoise": 0.05}),
+    "pair2d": ({"arch": "pair2d"}, {}),
+    "pair2d+ov0.1": ({"arch": "pair2d"}, {"overlap_weight": 0.1}),
+    "pair2d+g+ov0.1+dn": ({"arch": "pair2d", "decoder_gamma": True},
+                          {"overlap_weight": 0.1, "denoise": 0.05}),
+    "pair2d+g+ov0.1+ch+dn": ({"arch": "pair2d", "decoder_gamma": True},
+                             {"overlap_weight": 0.1, "chamfer_weight": 1.0, "denoise": 0.05}),
 }
 OVERLAP = 0.8
 OBS = (("energy", "E"), ("pair_distance", "p(r)"), ("height", "rho(y)"))

@@ -47,13 +47,13 @@ SORT_KEYS = ("corner", "height", "com", "none")
 SCALINGS = ("study", "box", "none")
 #: Architectures: default pair-decoder VAE, conv VAE, the study's conv VAE, fully connected
 #: baseline, the physical VAE whose decoder places particles (vae.physical).
-ARCHS = ("pair", "conv", "study", "fc", "coord")
+ARCHS = ("pair", "conv", "study", "fc", "coord", "pair2d")
 #: Loss forms: ``lambda``: recon + w KL (study); ``beta``: (1 - w) recon + w KL.
 LOSS_FORMS = ("lambda", "beta")
 #: Learning-rate schedules.
 LR_SCHEDULES = ("none", "plateau", "cosine")
 #: Which architectures accept which representation.
-_ARCH_FOR = {"distance": ("pair", "conv", "study", "fc", "coord"), "coords": ("fc",),
+_ARCH_FOR = {"distance": ("pair", "conv", "study", "fc", "coord", "pair2d"), "coords": ("fc",),
              "grid": ("conv", "fc")}
 #: The architecture each representation gets when none is named (``train-vae``).
 DEFAULT_ARCH = {"distance": "pair", "coords": "fc", "grid": "conv"}
@@ -176,10 +176,12 @@ class ModelConfig:
         encoder: ``pair`` encoder, ``conv`` (default) or ``mlp`` (on the upper triangle).
         embed_dim: size k of a particle embedding in the ``pair`` decoder (default 16).
         pair_hidden: hidden widths of the ``pair`` decoder's pair MLP (default (32, 32)).
-        decoder_gamma: ``coord``: the decoder also takes the field gamma.
+        decoder_gamma: ``coord``, ``pair2d``: the decoder also takes the field gamma.
 
     ``coord`` (:class:`vae.physical.CoordVAE`): the conv encoder; the decoder (widths
     ``hidden``, default (512, 512)) outputs 2D slot positions and their distances.
+    ``pair2d`` (:class:`vae.physical.ProjectedPairVAE`): the ``pair`` VAE whose decoded
+    matrix is projected onto 2D Euclidean distance matrices (same settings as ``pair``).
     """
 
     arch: str = "pair"
@@ -196,8 +198,9 @@ class ModelConfig:
         _check_choice("model.arch", self.arch, ARCHS)
         if not isinstance(self.decoder_gamma, bool):
             _fail("model.decoder_gamma", "must be true or false", self.decoder_gamma)
-        if self.decoder_gamma and self.arch != "coord":
-            _fail("model.decoder_gamma", "only the coord arch takes gamma", self.arch)
+        if self.decoder_gamma and self.arch not in ("coord", "pair2d"):
+            _fail("model.decoder_gamma", "only the coord and pair2d archs take gamma",
+                  self.arch)
         _check_int("model.latent_dim", self.latent_dim, 1)
         self.channels = _tuple_of_ints("model.channels", self.channels)
         self.hidden = _tuple_of_ints("model.hidden", self.hidden)

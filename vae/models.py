@@ -479,6 +479,15 @@ def build_model(cfg: RunConfig, n_particles: int, box: float, seed: int | None =
         torch.manual_seed(seed)
         if arch == "study":
             return StudyConvVAE(n_particles, m.latent_dim)
+        if arch == "pair2d":
+            from vae.physical import ProjectedPairVAE
+
+            return ProjectedPairVAE(
+                n_particles, m.latent_dim, hidden=m.hidden or (1024, 512),
+                embed_dim=m.embed_dim or 16, pair_hidden=m.pair_hidden or (32, 32),
+                d_max=output_max(cfg.data, box), encoder=m.encoder or "conv",
+                channels=m.channels or (32, 64), patch=m.patch or 3,
+                decoder_gamma=m.decoder_gamma)
         if arch == "coord":
             from vae.physical import CoordVAE
 

@@ -42,10 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vae.models import VAE, VAEOutput, _conv_encoder, _down_sizes, _mlp
+from vae.models import VAE, PairVAE, VAEOutput, _conv_encoder, _down_sizes, _mlp
 
-__all__ = ["CoordVAE", "pair_distance_matrix", "overlap_penalty", "row_chamfer",
-           "sorted_rows"]
+__all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_matrix",
+           "overlap_penalty", "row_chamfer", "sorted_rows"]
 
 
 def pair_distance_matrix(coords: Tensor) -> Tensor:
@@ -170,3 +170,68 @@ class CoordVAE(VAE):
         mu_z, logvar_z = self.encode(x)
         z = self.reparameterize(mu_z, logvar_z, generator) if sample else mu_z
         return VAEOutput(self._decode_raw(z, gamma), mu_z, logvar_z, z, None)
+
+
+def _sqrtm_2x2(t: Tensor) -> Tensor:
+    """Symmetric square root of (B, 2, 2) symmetric PSD matrices:
+    sqrt(T) = (T + s I) / sqrt(tr T + 2 s), s = sqrt(det T) (Cayley-Hamilton)."""
+    det = (t[:, 0, 0] * t[:, 1, 1] - t[:, 0, 1] * t[:, 1, 0]).clamp_min(1e-12)
+    s = det.sqrt()
+    eye = torch.eye(2, dtype=t.dtype, device=t.device)
+    return (t + s[:, None, None] * eye) / (t[:, 0, 0] + t[:, 1, 1] + 2 * s
+                                           ).clamp_min(1e-12).sqrt()[:, None, None]
+
+
+def planar_coordinates(d: Tensor, start: Tensor, iterations: int = 8) -> Tensor:
+    """2D coordinates X (B, N, 2) whose Gram matrix is the best rank-2 approximation of
+    the double-centred Gram matrix G = -1/2 J (D o D) J of distance matrices d (B, N, N):
+    ``iterations`` steps of orthogonal iteration from ``start`` (N, 2) give the top-two
+    eigenspace Q, and X = Q (Q^T G Q)^(1/2). Differentiable (matmuls, QR, a 2x2 square
+    root); for a 2D Euclidean d, |x_i - x_j| = d_ij up to round-off once Q has converged
+    (the ratio of the third to the second eigenvalue per step)."""
+    n = d.shape[-1]
+    d2 = d * d
+    g = -0.5 * (d2 - d2.mean(-1, keepdim=True) - d2.mean(-2, keepdim=True)
+                + d2.mean((-1, -2), keepdim=True))
+    q = start.to(d.dtype).expand(d.shape[0], n, 2)
+    for _ in range(iterations):
+        q, _ = torch.linalg.qr(g @ q)
+    t = q.transpose(1, 2) @ g @ q
+    t = 0.5 * (t + t.transpose(1, 2))
+    return q @ _sqrtm_2x2(t)
+
+
+class ProjectedPairVAE(PairVAE):
+    """The ``pair`` VAE (:class:`vae.models.PairVAE`) with its decoded matrix projected
+    onto the 2D Euclidean distance matrices: the pair decoder's matrix P (and, with
+    ``decoder_gamma``, gamma appended to z before the decoder trunk) goes through
+    :func:`planar_coordinates` (orthogonal iteration on its Gram matrix) to slot
+    positions c, and the output is D_ij = |c_i - c_j|: exact 2D Euclidean by
+    construction, while the decoder keeps the pair MLP's fast learning of the sorted
+    matrices. Arguments: those of :class:`vae.models.PairVAE`, plus ``decoder_gamma``
+    and ``iterations`` (orthogonal-iteration steps)."""
+
+    def __init__(self, n: int, latent_dim: int = 40, *, decoder_gamma: bool = False,
+                 iterations: int = 8, **kw) -> None:
+        super().__init__(n, latent_dim, **kw)
+        self.needs_gamma, self.iterations = bool(decoder_gamma), int(iterations)
+        if self.needs_gamma:  # the trunk also takes gamma
+            self.trunk = _mlp([latent_dim + 1, self.trunk[0].out_features])
+        start = torch.as_tensor(np.random.default_rng(0).standard_normal((self.n, 2)),
+                                dtype=torch.float32)
+        self.register_buffer("start", torch.linalg.qr(start - start.mean(0))[0],
+                             persistent=False)
+
+    _gamma_column = CoordVAE._gamma_column
+
+    def decode_coords(self, z: Tensor, gamma: Tensor | float | None = None) -> Tensor:
+        """Slot positions (B, N, 2), input units, in an arbitrary rigid frame."""
+        h = torch.cat([z, self._gamma_column(z, gamma)], 1) if self.needs_gamma else z
+        p = PairVAE._decode_raw(self, h)[:, 0]
+        return planar_coordinates(p, self.start, self.iterations)
+
+    def _decode_raw(self, z: Tensor, gamma: Tensor | float | None = None) -> Tensor:
+        return pair_distance_matrix(self.decode_coords(z, gamma)).unsqueeze(1)
+
+    decode = CoordVAE.decode
+    forward = CoordVAE.forward
