@@ -28,7 +28,13 @@ from vae.config import (
 )
 from vae.loss import vae_loss
 from vae.models import build_model
-from vae.physical import overlap_penalty, pair_distance_matrix, row_chamfer, sorted_rows
+from vae.physical import (
+    overlap_penalty,
+    pair_distance_matrix,
+    planar_coordinates,
+    row_chamfer,
+    sorted_rows,
+)
 from vae.priors import PRIORS, GammaInterpolationWarning
 from vae.training import prepare_data, train
 
@@ -36,9 +42,11 @@ N, BOX = 12, 6.0
 SCALE = BOX * np.sqrt(2.0)  # the study scaling: input units -> sigma
 
 
-def _cfg(gamma_in=False, epochs=2, seed=0, **loss):
-    return RunConfig(DataConfig(), ModelConfig(arch="coord", latent_dim=4, channels=(4, 8),
-                                               hidden=(64, 64), decoder_gamma=gamma_in),
+def _cfg(gamma_in=False, epochs=2, seed=0, arch="coord", **loss):
+    small = {"hidden": (64, 64)} if arch == "coord" else {
+        "hidden": (32,), "embed_dim": 4, "pair_hidden": (8,)}
+    return RunConfig(DataConfig(), ModelConfig(arch=arch, latent_dim=4, channels=(4, 8),
+                                               decoder_gamma=gamma_in, **small),
                      LossConfig(weight=1e-3, **loss),
                      TrainConfig(epochs=epochs, batch_size=32, lr=3e-3, seed=seed, patience=0))
 
@@ -63,9 +71,10 @@ def _gram_residual(d: np.ndarray) -> np.ndarray:
     return ev[:, 2:].sum(-1) / ev.sum(-1)
 
 
+@pytest.mark.parametrize("arch", ["coord", "pair2d"])
 @pytest.mark.parametrize("gamma_in", [False, True])
-def test_decoded_matrices_are_2d_euclidean_symmetric_zero_diagonal(gamma_in):
-    model = build_model(_cfg(gamma_in), N, BOX).eval()
+def test_decoded_matrices_are_2d_euclidean_symmetric_zero_diagonal(gamma_in, arch):
+    model = build_model(_cfg(gamma_in, arch=arch), N, BOX).eval()
     z = torch.randn(64, 4, generator=torch.Generator().manual_seed(1)) * 3
     with torch.no_grad():
         d = model.decode(z, torch.full((64,), 0.7) if gamma_in else None)[:, 0].numpy()
@@ -80,8 +89,9 @@ def test_decoded_matrices_are_2d_euclidean_symmetric_zero_diagonal(gamma_in):
     assert _gram_residual(noisy).min() > 1e-4
 
 
-def test_decoder_with_gamma_needs_it_and_uses_it():
-    model = build_model(_cfg(True), N, BOX).eval()
+@pytest.mark.parametrize("arch", ["coord", "pair2d"])
+def test_decoder_with_gamma_needs_it_and_uses_it(arch):
+    model = build_model(_cfg(True, arch=arch), N, BOX).eval()
     z = torch.zeros(2, 4)
     with pytest.raises(ValueError, match="gamma"):
         model.decode(z)
@@ -90,8 +100,9 @@ def test_decoder_with_gamma_needs_it_and_uses_it():
     assert not torch.equal(a, b)
 
 
-def test_every_parameter_gets_a_gradient():
-    cfg = _cfg(True, overlap_weight=1.0, chamfer_weight=1.0)
+@pytest.mark.parametrize("arch", ["coord", "pair2d"])
+def test_every_parameter_gets_a_gradient(arch):
+    cfg = _cfg(True, arch=arch, overlap_weight=1.0, chamfer_weight=1.0)
     model = build_model(cfg, N, BOX)
     x = torch.as_tensor(np.random.default_rng(0).uniform(0, 1, (8, 1, N, N)), dtype=torch.float32)
     out = model(x, gamma=torch.rand(8))
@@ -108,6 +119,18 @@ def test_overlap_penalty_matches_a_direct_sum(rng):
     got = overlap_penalty(torch.as_tensor(d), 0.95).item()
     assert got == pytest.approx(want, rel=1e-12)
     assert overlap_penalty(torch.as_tensor(d * 100), 0.95).item() == 0.0
+
+
+def test_planar_coordinates_recover_a_2d_configuration(rng):
+    pos = torch.as_tensor(rng.uniform(0, 1, (6, N, 2)))
+    d = pair_distance_matrix(pos)
+    start = torch.linalg.qr(torch.as_tensor(rng.standard_normal((N, 2))))[0]
+    x = planar_coordinates(d, start, iterations=8)
+    assert torch.allclose(pair_distance_matrix(x), d, atol=1e-10)
+    # a matrix with a 3D component is not reproduced: the projection is not trivial
+    p3 = torch.as_tensor(rng.uniform(0, 1, (6, N, 3)))
+    d3 = torch.cdist(p3, p3)
+    assert (pair_distance_matrix(planar_coordinates(d3, start)) - d3).abs().max() > 0.05
 
 
 def test_pair_distance_matrix_has_finite_gradients_for_coincident_points():
@@ -146,12 +169,15 @@ def test_physics_terms_are_validated():
                   LossConfig(denoise=0.1))
     with pytest.raises(ConfigError, match="decoder_gamma"):
         ModelConfig(arch="pair", decoder_gamma=True)
+    with pytest.raises(ConfigError, match="model.arch"):
+        RunConfig(DataConfig(representation="grid"), ModelConfig(arch="pair2d"))
 
 
-@pytest.fixture(scope="module")
-def trained_run(data_file, tmp_path_factory):
-    """A coord VAE with gamma, every loss term and denoising, trained 2 epochs."""
-    cfg = _cfg(True, overlap_weight=1.0, chamfer_weight=1.0, denoise=0.05)
+@pytest.fixture(scope="module", params=["coord", "pair2d"])
+def trained_run(data_file, tmp_path_factory, request):
+    """A coord / pair2d VAE with gamma, every loss term and denoising, trained 2 epochs."""
+    cfg = _cfg(True, arch=request.param, overlap_weight=1.0, chamfer_weight=1.0,
+               denoise=0.05)
     data = prepare_data(cfg, [data_file])
     root = tmp_path_factory.mktemp("phys_run")
     res = train(cfg, data, root / "run", progress=False)
