@@ -154,7 +154,8 @@ def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -
     box = lat.box
     scale = length_scale(tv.config.data.scaling, box)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    priors = fit_priors(args.priors, lat, GenerateConfig(seed=args.seed))
+    priors = fit_priors(args.priors, lat, GenerateConfig(seed=args.seed,
+                                                         flow_epochs=args.flow_epochs))
     out: dict = {"mse": metrics["test_recon_per_gamma"], "mse_all": metrics["test_recon"],
                  "best_epoch": metrics["best_epoch"],
                  "s_per_epoch": metrics["mean_epoch_time_s"], "gamma": {}}
@@ -331,6 +332,7 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=500, help="configurations per gamma")
     ap.add_argument("--n-boot", type=int, default=20)
     ap.add_argument("--priors", nargs="+", default=["buffer", "gmm"])
+    ap.add_argument("--flow-epochs", type=int, default=60)
     ap.add_argument("--gen-prior", default="buffer", help="prior shown in the ablation table")
     ap.add_argument("--placement", default="default", help="default, lowest or thermal")
     ap.add_argument("--temperature", type=float, default=0.75)
