@@ -65,8 +65,8 @@ from vae.priors import GammaInterpolationWarning
 from vae.training import prepare_data, train
 
 #: variant name -> (model settings, loss settings). ovW = overlap penalty of weight W
-#: (r0 = 0.95 sigma), ch = row Chamfer (weight 1), dn = denoising (0.05 sigma),
-#: g = gamma to the decoder.
+#: (r0 = 0.95 sigma unless rR names another), ch = row Chamfer (weight 1),
+#: dn = denoising (0.05 sigma), g = gamma to the decoder.
 VARIANTS = {
     "pair": ({"arch": "pair"}, {}),
     "coord": ({"arch": "coord"}, {}),
@@ -81,6 +81,13 @@ VARIANTS = {
     "coord+g+ov0.3": ({"arch": "coord", "decoder_gamma": True}, {"overlap_weight": 0.3}),
     "coord+g+ov0.3+ch+dn": ({"arch": "coord", "decoder_gamma": True},
                             {"overlap_weight": 0.3, "chamfer_weight": 1.0, "denoise": 0.05}),
+    "coord+g+ov0.3r0.85": ({"arch": "coord", "decoder_gamma": True},
+                           {"overlap_weight": 0.3, "overlap_radius": 0.85}),
+    "coord+g+ov1r0.85+dn": ({"arch": "coord", "decoder_gamma": True},
+                            {"overlap_weight": 1.0, "overlap_radius": 0.85, "denoise": 0.05}),
+    "pair2d+g+ov0.3r0.85+dn": ({"arch": "pair2d", "decoder_gamma": True},
+                               {"overlap_weight": 0.3, "overlap_radius": 0.85,
+                                "denoise": 0.05}),
     "pair2d": ({"arch": "pair2d"}, {}),
     "pair2d+ov0.1": ({"arch": "pair2d"}, {"overlap_weight": 0.1}),
     "pair2d+g+ov0.1+dn": ({"arch": "pair2d", "decoder_gamma": True},
