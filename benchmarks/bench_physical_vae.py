@@ -57,12 +57,12 @@ from pipelines.generate import (
 from reconstruct.distances import distance_matrices, symmetrize_distances
 from reconstruct.embedding import embed_distances
 from reconstruct.pipeline import reconstruct_configurations
-from vae.checkpoint import load_model
+from vae.checkpoint import load_checkpoint, load_model
 from vae.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae.data import length_scale
 from vae.physical import pair_distance_matrix
 from vae.priors import GammaInterpolationWarning
-from vae.training import prepare_data, train
+from vae.training import prepare_data, test_metrics, train
 
 #: variant name -> (model settings, loss settings). ovW = overlap penalty of weight W
 #: (r0 = 0.95 sigma unless rR names another), ch = row Chamfer (weight 1),
@@ -160,7 +160,13 @@ def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -
     pot = lat.potential
     box = lat.box
     scale = length_scale(tv.config.data.scaling, box)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if (run_dir / "metrics.json").is_file():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    else:  # a run stopped before its end: test metrics of its best.pt
+        data = prepare_data(tv.config, list(tv.info.files))
+        metrics = test_metrics(tv.model, data, tv.config, tv.split)
+        metrics.update(best_epoch=tv.epoch, mean_epoch_time_s=float(np.mean(
+            [h["epoch_time_s"] for h in load_checkpoint(run_dir / "best.pt").history])))
     priors = fit_priors(args.priors, lat, GenerateConfig(seed=args.seed,
                                                          flow_epochs=args.flow_epochs))
     out: dict = {"mse": metrics["test_recon_per_gamma"], "mse_all": metrics["test_recon"],
