@@ -209,11 +209,36 @@ def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -
                     sets[f"warm_{name}_mc{k}"] = {"positions": rp, "energy": re_}
                     row[f"warm_{name}_mc{k}_seconds"] = sec
         row["gen_rate"] = rates
+        if args.figures:
+            _figure(run_dir, g, sets, box, args)
         row["w1"] = judge(sets, box, args.n_boot, args.seed)
         out["gamma"][f"{g:g}"] = row
     if args.between:
         out["between"] = between(tv, lat, priors, args, placer, scale)
     return out
+
+
+def _figure(run_dir: Path, g: float, sets: dict, box: float, args) -> None:
+    """pipelines.generate.plot_gamma_figure (energy, p(r), closest pair, rho(y)) of MC,
+    reconstructions, raw generation and warm starts at one gamma."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pipelines.generate import plot_gamma_figure
+
+    # the plot's palette knows priors by name and warm starts as <prior>+mc<K>
+    gen = {}
+    for k, v in sets.items():
+        if k.startswith("gen_"):
+            gen[k[4:]] = (v["positions"], v["energy"])
+        elif k.startswith("warm_"):
+            gen[k[5:].replace("_mc", "+mc")] = (v["positions"], v["energy"])
+    gen["reconstruction"] = (sets["recon"]["positions"], sets["recon"]["energy"])
+    axs = plot_gamma_figure(g, sets["mc"]["positions"], sets["mc"]["energy"], gen, box,
+                            floor=(sets["floor"]["positions"], sets["floor"]["energy"]))
+    axs[0].figure.suptitle(f"{run_dir.name}: raw generation and reconstructions, "
+                           f"placement {args.placement}")
+    axs[0].figure.savefig(args.out / f"fig_{run_dir.name}_gamma_{g:g}.png", dpi=90)
 
 
 def between(tv, lat, priors, args, placer, scale) -> dict:
@@ -355,6 +380,7 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true", help="time generation vs the sampler")
     ap.add_argument("--n-speed", type=int, default=4000)
     ap.add_argument("--n-mc", type=int, default=32)
+    ap.add_argument("--figures", action="store_true", help="one figure per variant and gamma")
     ap.add_argument("--reuse", action="store_true", help="reuse trained runs in --out")
     ap.add_argument("--no-eval", action="store_true", help="train only")
     args = ap.parse_args()
