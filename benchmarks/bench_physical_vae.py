@@ -83,6 +83,8 @@ VARIANTS = {
                             {"overlap_weight": 0.3, "chamfer_weight": 1.0, "denoise": 0.05}),
     "coord+g+ov0.3r0.85": ({"arch": "coord", "decoder_gamma": True},
                            {"overlap_weight": 0.3, "overlap_radius": 0.85}),
+    "coord+g+ov0.3r1.0": ({"arch": "coord", "decoder_gamma": True},
+                          {"overlap_weight": 0.3, "overlap_radius": 1.0}),
     "coord+g+ov1r0.85+dn": ({"arch": "coord", "decoder_gamma": True},
                             {"overlap_weight": 1.0, "overlap_radius": 0.85, "denoise": 0.05}),
     "pair2d+g+ov0.3r0.85+dn": ({"arch": "pair2d", "decoder_gamma": True},
