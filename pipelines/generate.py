@@ -502,12 +502,13 @@ def _derived_seed(seed: int, round_: int, stream: int = 0x6E) -> int:
 
 
 def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
-             seconds: dict[str, float], placement: dict[str, Any]) -> tuple[np.ndarray, ...]:
-    """Decode, reconstruct and check latents z (m, D); accumulates step times.
-    ``placement``: keyword arguments of the placement (rule, gamma, temperature,
-    seed, start index)."""
+             seconds: dict[str, float], placement: dict[str, Any],
+             gamma: float | None = None) -> tuple[np.ndarray, ...]:
+    """Decode (at ``gamma`` for decoders that take it), reconstruct and check latents
+    z (m, D); accumulates step times. ``placement``: keyword arguments of the
+    placement (rule, gamma, temperature, seed, start index)."""
     t1 = time.perf_counter()
-    dec = trained.decode(z, batch_size=_DECODE_BATCH)
+    dec = trained.decode(z, batch_size=_DECODE_BATCH, gamma=gamma)
     t2 = time.perf_counter()
     d = symmetrize_distances(dec[:, 0].astype(np.float64) * scale)  # input units -> sigma
     rec = reconstruct_configurations(d, box, **placement)
@@ -620,7 +621,7 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
                 place_kw.update(gamma=gamma_key, temperature=temperature,
                                 seed=_derived_seed(seed, round_, stream=0x70))
             res = [_process(trained, z[a:a + batch_size], scale, box, overlap, seconds,
-                            {**place_kw, "start": a})
+                            {**place_kw, "start": a}, gamma_key)
                    for a in range(0, m, batch_size)]
             batch = tuple(np.concatenate([r[i] for r in res]) for i in range(6))
             drawn += m

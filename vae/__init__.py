@@ -6,6 +6,8 @@ One concept per module:
 * :mod:`vae.data`: representations (sorted distance matrices, coordinates, occupancy
   grids), dataset merging, fingerprint, stratified split;
 * :mod:`vae.models`: the default pair VAE, the conv VAE, the study's conv VAE, FC baselines;
+* :mod:`vae.physical`: the coord VAE (decoded matrices are exact 2D distance matrices),
+  overlap penalty, sorted-row Chamfer term;
 * :mod:`vae.loss`: reconstruction + KL (closed form), with all parts returned;
 * :mod:`vae.training`: training loop, checkpoints every epoch, resume, history;
 * :mod:`vae.checkpoint`: safe (weights-only) checkpoints and :class:`TrainedVAE`;
@@ -59,10 +61,12 @@ from vae.latent import (
 )
 from vae.loss import LossParts, kl_standard_normal, vae_loss
 from vae.models import FCVAE, VAE, ConvVAE, PairVAE, StudyConvVAE, VAEOutput, build_model
+from vae.physical import CoordVAE
 from vae.sweep import run_sweep
 from vae.training import PreparedData, TrainResult, prepare_data, set_seed, train
 
 __all__ = [
+    "CoordVAE",
     "CheckpointError",
     "DataInfo",
     "TrainedVAE",

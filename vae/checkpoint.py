@@ -227,22 +227,34 @@ class TrainedVAE:
         return np.concatenate(mus), np.concatenate(lvs)
 
     @torch.no_grad()
-    def decode(self, z: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Decoded inputs for latent vectors z (M, D): (M, *input_shape), float32."""
+    def decode(self, z: np.ndarray, batch_size: int = 1024,
+               gamma: float | np.ndarray | None = None) -> np.ndarray:
+        """Decoded inputs for latent vectors z (M, D): (M, *input_shape), float32.
+        ``gamma`` (scalar or (M,)) is required by decoders that take the field
+        (``model.needs_gamma``) and ignored by the others."""
         z = np.asarray(z, dtype=np.float32)
         d = self.model.latent_dim
         if z.ndim != 2 or z.shape[1] != d:
             raise CheckpointError(f"latent vectors: expected shape (M, {d}), got {z.shape}")
         if not np.isfinite(z).all():
             raise CheckpointError("latent vectors contain NaN or inf")
-        out = [self.model.decode(torch.as_tensor(z[a:a + batch_size], device=self.device))
+        g = None
+        if self.model.needs_gamma:
+            if gamma is None:
+                raise CheckpointError("this model's decoder takes gamma: give the field "
+                                      "strength of the configurations")
+            g = np.array(np.broadcast_to(np.asarray(gamma, np.float32), (len(z),)))
+        out = [self.model.decode(torch.as_tensor(z[a:a + batch_size], device=self.device),
+                                 None if g is None else torch.as_tensor(g[a:a + batch_size]))
                .cpu().numpy() for a in range(0, len(z), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, *self.input_shape), np.float32)
 
-    def reconstruct(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Deterministic reconstruction decode(mu_z(x)) of inputs x."""
+    def reconstruct(self, x: np.ndarray, batch_size: int = 1024,
+                    gamma: float | np.ndarray | None = None) -> np.ndarray:
+        """Deterministic reconstruction decode(mu_z(x)) of inputs x (``gamma``: see
+        :meth:`decode`)."""
         mu, _ = self.encode(x, batch_size)
-        return self.decode(mu, batch_size)
+        return self.decode(mu, batch_size, gamma)
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedVAE:

@@ -115,6 +115,17 @@ def build_parser() -> ArgumentParser:
                    help="loss = (1 - B) recon + B * KL, B in [0, 1]")
     m.add_argument("--kl-warmup", type=nonneg_int, metavar="EPOCHS",
                    help="ramp the KL weight up linearly over this many epochs (default 0)")
+    m.add_argument("--decoder-gamma", action="store_true",
+                   help="coord: the decoder also takes the field gamma")
+    m.add_argument("--overlap-weight", type=nonneg_float, metavar="W",
+                   help="add W * sum relu(r0 - r_ij)^2 of the decoded matrix (default 0)")
+    m.add_argument("--overlap-radius", type=positive_float, metavar="R0",
+                   help="r0 of the overlap penalty, sigma (default 0.95)")
+    m.add_argument("--chamfer-weight", type=nonneg_float, metavar="W",
+                   help="add W * Chamfer distance of sorted distance rows (default 0)")
+    m.add_argument("--denoise", type=nonneg_float, metavar="SIGMA",
+                   help="denoising: displace input positions by N(0, SIGMA^2) per axis "
+                        "(default 0)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=positive_int, help="maximum epochs (default 100)")
     t.add_argument("--batch-size", type=positive_int, help="default 128")
@@ -151,6 +162,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("model", "hidden"): args.hidden, ("model", "embed_dim"): args.embed_dim,
         ("model", "pair_hidden"): args.pair_hidden, ("model", "encoder"): args.encoder,
         ("loss", "kl_warmup_epochs"): args.kl_warmup,
+        ("model", "decoder_gamma"): args.decoder_gamma or None,
+        ("loss", "overlap_weight"): args.overlap_weight,
+        ("loss", "overlap_radius"): args.overlap_radius,
+        ("loss", "chamfer_weight"): args.chamfer_weight, ("loss", "denoise"): args.denoise,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "seed"): args.seed,

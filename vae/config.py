@@ -46,14 +46,14 @@ SORT_KEYS = ("corner", "height", "com", "none")
 #: Length scalings: divide by L*sqrt(2) (the study's), by L, or keep sigma units.
 SCALINGS = ("study", "box", "none")
 #: Architectures: default pair-decoder VAE, conv VAE, the study's conv VAE, fully connected
-#: baseline.
-ARCHS = ("pair", "conv", "study", "fc")
+#: baseline, the physical VAE whose decoder places particles (vae.physical).
+ARCHS = ("pair", "conv", "study", "fc", "coord", "pair2d")
 #: Loss forms: ``lambda``: recon + w KL (study); ``beta``: (1 - w) recon + w KL.
 LOSS_FORMS = ("lambda", "beta")
 #: Learning-rate schedules.
 LR_SCHEDULES = ("none", "plateau", "cosine")
 #: Which architectures accept which representation.
-_ARCH_FOR = {"distance": ("pair", "conv", "study", "fc"), "coords": ("fc",),
+_ARCH_FOR = {"distance": ("pair", "conv", "study", "fc", "coord", "pair2d"), "coords": ("fc",),
              "grid": ("conv", "fc")}
 #: The architecture each representation gets when none is named (``train-vae``).
 DEFAULT_ARCH = {"distance": "pair", "coords": "fc", "grid": "conv"}
@@ -176,6 +176,12 @@ class ModelConfig:
         encoder: ``pair`` encoder, ``conv`` (default) or ``mlp`` (on the upper triangle).
         embed_dim: size k of a particle embedding in the ``pair`` decoder (default 16).
         pair_hidden: hidden widths of the ``pair`` decoder's pair MLP (default (32, 32)).
+        decoder_gamma: ``coord``, ``pair2d``: the decoder also takes the field gamma.
+
+    ``coord`` (:class:`vae.physical.CoordVAE`): the conv encoder; the decoder (widths
+    ``hidden``, default (512, 512)) outputs 2D slot positions and their distances.
+    ``pair2d`` (:class:`vae.physical.ProjectedPairVAE`): the ``pair`` VAE whose decoded
+    matrix is projected onto 2D Euclidean distance matrices (same settings as ``pair``).
     """
 
     arch: str = "pair"
@@ -186,9 +192,15 @@ class ModelConfig:
     embed_dim: int | None = None
     pair_hidden: tuple[int, ...] | None = None
     encoder: str | None = None
+    decoder_gamma: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("model.arch", self.arch, ARCHS)
+        if not isinstance(self.decoder_gamma, bool):
+            _fail("model.decoder_gamma", "must be true or false", self.decoder_gamma)
+        if self.decoder_gamma and self.arch not in ("coord", "pair2d"):
+            _fail("model.decoder_gamma", "only the coord and pair2d archs take gamma",
+                  self.arch)
         _check_int("model.latent_dim", self.latent_dim, 1)
         self.channels = _tuple_of_ints("model.channels", self.channels)
         self.hidden = _tuple_of_ints("model.hidden", self.hidden)
@@ -211,22 +223,38 @@ class LossConfig:
     (``grid``) per element; KL is the closed-form KL(q(z|x) || N(0, I)) averaged over
     the batch and the latent dimensions.
 
+    Physics and permutation-invariant terms (distance matrices; :mod:`vae.physical`),
+    added to the total: ``overlap_weight`` * the overlap penalty sum relu(r0 - r_ij)^2
+    (sigma^2, r0 = ``overlap_radius``) of the decoded matrix, ``chamfer_weight`` * the
+    Chamfer distance between sorted distance rows (input units^2). ``denoise``: the
+    encoder sees positions displaced by N(0, denoise^2) per axis (sigma), the loss
+    compares with the clean matrix (training only).
+
     Attributes:
         form: ``lambda`` or ``beta``.
         weight: lambda or beta.
         kl_warmup_epochs: multiply the KL weight by min(1, epoch / kl_warmup_epochs)
             (epochs counted from 1); 0 disables the warm-up.
+        overlap_weight, overlap_radius, chamfer_weight, denoise: see above (0 = off).
     """
 
     form: str = "lambda"
     weight: float = 3.5e-4
     kl_warmup_epochs: int = 0
+    overlap_weight: float = 0.0
+    overlap_radius: float = 0.95
+    chamfer_weight: float = 0.0
+    denoise: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
         hi = 1.0 if self.form == "beta" else math.inf
         _check_float("loss.weight", self.weight, 0.0, hi, hi_open=self.form != "beta")
         _check_int("loss.kl_warmup_epochs", self.kl_warmup_epochs, 0)
+        for name in ("overlap_weight", "chamfer_weight", "denoise"):
+            _check_float(f"loss.{name}", getattr(self, name), 0.0, math.inf, hi_open=True)
+        _check_float("loss.overlap_radius", self.overlap_radius, 0.0, math.inf,
+                     lo_open=True, hi_open=True)
 
 
 @dataclass
@@ -286,6 +314,11 @@ class RunConfig:
             raise ConfigError(f"model.arch: {self.model.arch!r} does not take the "
                               f"{self.data.representation!r} representation (use "
                               f"{' or '.join(ok)})")
+        lo = self.loss
+        if (lo.overlap_weight or lo.chamfer_weight or lo.denoise) and \
+                self.data.representation != "distance":
+            raise ConfigError("loss: the overlap, Chamfer and denoising terms need the "
+                              f"distance representation, got {self.data.representation!r}")
 
     @property
     def recon(self) -> str:

@@ -132,13 +132,14 @@ def active_dimensions(kl_dim: np.ndarray, threshold: float = 0.01) -> np.ndarray
 
 @torch.no_grad()
 def latent_traversal(model: VAE, dims: np.ndarray | list[int], values: np.ndarray,
-                     base: np.ndarray | None = None) -> np.ndarray:
+                     base: np.ndarray | None = None, gamma: float | None = None) -> np.ndarray:
     """Decode z = base + t e_j for each dimension j in ``dims`` and each t in ``values``.
 
     Args:
         dims: latent dimensions to move along.
         values: (T,) offsets t, in units of the prior's standard deviation.
         base: (D,) starting point (default: the origin).
+        gamma: the field, for decoders that take it.
 
     Returns:
         (len(dims), T, *input_shape) decoded inputs.
@@ -152,16 +153,17 @@ def latent_traversal(model: VAE, dims: np.ndarray | list[int], values: np.ndarra
     for j in dims:
         z = np.repeat(z0[None], len(values), axis=0)
         z[:, j] += values
-        out.append(model.decode(torch.as_tensor(z, device=dev)).cpu().numpy())
+        out.append(model.decode(torch.as_tensor(z, device=dev), gamma).cpu().numpy())
     return np.stack(out) if out else np.zeros((0, len(values)))
 
 
 @torch.no_grad()
-def decode_origin(model: VAE) -> np.ndarray:
-    """The decoded origin z = 0, shape input_shape."""
+def decode_origin(model: VAE, gamma: float | None = None) -> np.ndarray:
+    """The decoded origin z = 0 (at ``gamma`` for decoders that take it), shape
+    input_shape."""
     model.eval()
     dev = next(model.parameters()).device
-    return model.decode(torch.zeros(1, model.latent_dim, device=dev)).cpu().numpy()[0]
+    return model.decode(torch.zeros(1, model.latent_dim, device=dev), gamma).cpu().numpy()[0]
 
 
 @dataclass
@@ -459,11 +461,15 @@ def analyze(model: VAE, x: np.ndarray, gamma: np.ndarray, split: Split,
 
     dims = (act if act.size else np.argsort(-kl_dim))[:n_traverse]
     values = np.linspace(-3, 3, 7)
-    dec = latent_traversal(model, dims, values)
+    # decoders that take gamma: traversal, origin and mean at the median trained gamma
+    g_ref = float(np.median(np.unique(gamma))) if model.needs_gamma else None
+    if g_ref is not None:
+        summary["decoded_at_gamma"] = g_ref
+    dec = latent_traversal(model, dims, values, gamma=g_ref)
     _save(plot_traversal(dec, dims.tolist(), values, representation, vmax, box_units),
           out / "traversal.png")
 
-    origin = decode_origin(model)
+    origin = decode_origin(model, g_ref)
     gs = np.unique(gamma[te])
     ends = [gs[0], gs[-1]] if len(gs) > 1 else [gs[0]]
     if representation == "coords":  # a mean of sorted coordinates is not a configuration
@@ -473,7 +479,8 @@ def analyze(model: VAE, x: np.ndarray, gamma: np.ndarray, split: Split,
     with torch.no_grad():
         dev = next(model.parameters()).device
         mean_mu = torch.as_tensor(mu[te].mean(axis=0, keepdims=True), device=dev)
-        refs = {"decoded mean of μ_z (test)": model.decode(mean_mu).cpu().numpy()[0], **refs}
+        refs = {"decoded mean of μ_z (test)": model.decode(mean_mu, g_ref).cpu().numpy()[0],
+                **refs}
     _save(plot_origin(origin, refs, representation, vmax, box_units), out / "origin.png")
     summary["origin_std"] = float(np.std(origin))
 
@@ -485,7 +492,8 @@ def analyze(model: VAE, x: np.ndarray, gamma: np.ndarray, split: Split,
     picks = [te[gamma[te] == g][0] for g in np.unique(gamma[te])][:6]
     with torch.no_grad():
         dev = next(model.parameters()).device
-        xh = model.decode(torch.as_tensor(mu[picks], device=dev)).cpu().numpy()
+        g_picks = torch.as_tensor(gamma[picks], dtype=torch.float32, device=dev)
+        xh = model.decode(torch.as_tensor(mu[picks], device=dev), g_picks).cpu().numpy()
     _save(plot_reconstructions(x[picks], xh, [f"γ = {gamma[i]:g} (#{i})" for i in picks],
                                representation, vmax, box_units), out / "reconstructions.png")
     plt.close("all")

@@ -15,6 +15,10 @@ dimensions*, and the loss was
 The beta-VAE form (1 - beta) * MSE + beta * mean KL is accepted as an alternative
 (``form="beta"``). Occupancy grids use the binary cross-entropy instead of the MSE.
 The KL weight can be ramped up linearly over the first epochs (KL warm-up).
+
+On distance matrices two more terms can be added (:mod:`vae.physical`): the overlap
+penalty of the decoded configuration and the Chamfer distance between sorted distance
+rows (``LossConfig.overlap_weight``, ``chamfer_weight``); ``recon`` stays the MSE.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import Tensor
 
 from vae.config import LossConfig
 from vae.models import VAEOutput
+from vae.physical import overlap_penalty, row_chamfer
 
 __all__ = ["LossParts", "kl_standard_normal", "kl_weight", "reconstruction_error", "vae_loss"]
 
@@ -34,7 +39,8 @@ class LossParts(NamedTuple):
     """All parts of the loss of one batch (0-d tensors).
 
     Attributes:
-        total: the optimised loss, a * recon + b * kl.
+        total: the optimised loss, a * recon + b * kl (+ the weighted overlap and
+            Chamfer terms).
         recon: mean reconstruction error (MSE in input units^2, or BCE in nats/pixel).
         kl: mean KL per latent dimension and sample, nats.
         kl_weight: b, the weight the KL entered ``total`` with (after warm-up).
@@ -79,7 +85,7 @@ def reconstruction_error(out: VAEOutput, x: Tensor, kind: str = "mse") -> Tensor
 
 
 def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
-             epoch: int | None = None) -> LossParts:
+             epoch: int | None = None, scale: float = 1.0) -> LossParts:
     """The loss of a batch.
 
     Args:
@@ -88,9 +94,16 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         cfg: loss settings (form, weight, warm-up).
         recon: ``mse`` or ``bce``.
         epoch: 1-based epoch, for the KL warm-up (None: full weight).
+        scale: the input length unit in sigma (for the overlap penalty).
     """
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)
     kl = kl_standard_normal(out.mu_z, out.logvar_z).mean()
-    return LossParts(a * r + b * kl, r, kl, b)
+    total = a * r + b * kl
+    if cfg.overlap_weight > 0:
+        total = total + cfg.overlap_weight * overlap_penalty(out.x_hat * scale,
+                                                             cfg.overlap_radius)
+    if cfg.chamfer_weight > 0:
+        total = total + cfg.chamfer_weight * row_chamfer(out.x_hat, x)
+    return LossParts(total, r, kl, b)
 

@@ -44,6 +44,10 @@ and ~410 MFLOP per sample per training step (REFERENCE.md section 4)::
     Conv2D(60, 3x3) -> Conv2D(50, 3x3) -> Flatten (50*26*26) -> Dense(40) x 2 (mu, logvar)
     Dense(50*30*30) -> ConvT(50, 3x3) -> ConvT(60, 3x3) -> ConvT(1, 3x3, sigmoid)
 
+``CoordVAE`` (``arch="coord"``, in :mod:`vae.physical`): the conv encoder and a decoder
+that places the N particles in 2D and outputs their distances, an exact Euclidean
+distance matrix by construction.
+
 ``FCVAE`` (``arch="fc"``): fully connected encoder and mirrored decoder on flattened
 inputs, the study's failed first attempts (on coordinates: 60 -> 45 -> 30 -> 15 ->
 latent, sigmoid output), kept as ablation baselines.
@@ -62,7 +66,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vae.config import RunConfig
-from vae.data import input_shape, output_max
+from vae.data import input_shape, length_scale, output_max
 
 __all__ = [
     "VAEOutput",
@@ -105,6 +109,8 @@ class VAE(nn.Module):
     """
 
     bernoulli: bool = False
+    #: whether ``decode`` needs the field gamma (``vae.physical.CoordVAE`` option)
+    needs_gamma: bool = False
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -130,14 +136,17 @@ class VAE(nn.Module):
                           dtype=mu_z.dtype)
         return mu_z + torch.exp(0.5 * logvar_z) * eps
 
-    def decode(self, z: Tensor) -> Tensor:
-        """Reconstruction from latent vectors z (B, D); shape of one input per row."""
+    def decode(self, z: Tensor, gamma: Tensor | float | None = None) -> Tensor:
+        """Reconstruction from latent vectors z (B, D); shape of one input per row
+        (``gamma`` is used only by decoders that take it, see ``needs_gamma``)."""
         raw = self._decode_raw(z)
         return torch.sigmoid(raw) if self.bernoulli else raw
 
     def forward(self, x: Tensor, *, sample: bool = True,
-                generator: torch.Generator | None = None) -> VAEOutput:
-        """Encode, sample z (or take z = mu_z if ``sample`` is False) and decode."""
+                generator: torch.Generator | None = None,
+                gamma: Tensor | float | None = None) -> VAEOutput:
+        """Encode, sample z (or take z = mu_z if ``sample`` is False) and decode
+        (``gamma``: see :meth:`decode`)."""
         mu_z, logvar_z = self.encode(x)
         z = self.reparameterize(mu_z, logvar_z, generator) if sample else mu_z
         raw = self._decode_raw(z)
@@ -470,6 +479,22 @@ def build_model(cfg: RunConfig, n_particles: int, box: float, seed: int | None =
         torch.manual_seed(seed)
         if arch == "study":
             return StudyConvVAE(n_particles, m.latent_dim)
+        if arch == "pair2d":
+            from vae.physical import ProjectedPairVAE
+
+            return ProjectedPairVAE(
+                n_particles, m.latent_dim, hidden=m.hidden or (1024, 512),
+                embed_dim=m.embed_dim or 16, pair_hidden=m.pair_hidden or (32, 32),
+                d_max=output_max(cfg.data, box), encoder=m.encoder or "conv",
+                channels=m.channels or (32, 64), patch=m.patch or 3,
+                decoder_gamma=m.decoder_gamma)
+        if arch == "coord":
+            from vae.physical import CoordVAE
+
+            return CoordVAE(n_particles, m.latent_dim, m.hidden or (512, 512),
+                            box_units=box / length_scale(cfg.data.scaling, box),
+                            decoder_gamma=m.decoder_gamma, channels=m.channels or (32, 64),
+                            patch=m.patch or 3)
         if arch == "pair":
             return PairVAE(n_particles, m.latent_dim, m.hidden or (1024, 512),
                            embed_dim=m.embed_dim or 16, pair_hidden=m.pair_hidden or (32, 32),

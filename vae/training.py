@@ -44,6 +44,7 @@ from vae.checkpoint import DataInfo, load_checkpoint, save_checkpoint
 from vae.config import RunConfig
 from vae.data import (
     Split,
+    coordinates,
     dataset_fingerprint,
     length_scale,
     load_data,
@@ -142,12 +143,14 @@ def prepare_data(cfg: RunConfig, files: list[str | os.PathLike]) -> PreparedData
 
 
 @torch.no_grad()
-def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024
-             ) -> dict[str, float]:
+def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024,
+             gamma: torch.Tensor | None = None, scale: float = 1.0) -> dict[str, float]:
     """Mean loss parts over a data set with z = mu_z and the full KL weight.
 
     Args:
         x: (M, *input_shape) inputs on the model's device.
+        gamma: (M,) field strengths (needed by decoders that take gamma).
+        scale: input length unit in sigma (overlap penalty).
 
     Returns:
         ``{"loss", "recon", "kl"}`` averaged over configurations.
@@ -158,7 +161,9 @@ def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024
     n = x.shape[0]
     for a in range(0, n, batch_size):
         xb = x[a:a + batch_size]
-        parts = vae_loss(model(xb, sample=False), xb, cfg.loss, recon=cfg.recon)
+        gb = None if gamma is None else gamma[a:a + batch_size]
+        parts = vae_loss(model(xb, sample=False, gamma=gb), xb, cfg.loss, recon=cfg.recon,
+                         scale=scale)
         w = xb.shape[0]
         sums["loss"] += parts.total.item() * w
         sums["recon"] += parts.recon.item() * w
@@ -311,6 +316,17 @@ def _same_except_schedule(a: RunConfig, b: RunConfig) -> str | None:
     return None
 
 
+def _noisy_inputs(coords: torch.Tensor, noise: float, generator: torch.Generator
+                  ) -> torch.Tensor:
+    """Distance matrices (B, 1, N, N) of slot positions (B, N, 2) displaced by
+    N(0, noise^2) per axis (input units): the denoising input."""
+    from vae.physical import pair_distance_matrix
+
+    eps = torch.randn(coords.shape, generator=generator, device=coords.device,
+                      dtype=coords.dtype)
+    return pair_distance_matrix(coords + noise * eps).unsqueeze(1)
+
+
 def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
           resume: bool = False, overwrite: bool = False, progress: bool = True) -> TrainResult:
     """Train a VAE, checkpointing every epoch.
@@ -374,6 +390,13 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
 
     x_all = torch.as_tensor(data.x, device=device)
     x_train, x_val = x_all[split.train], x_all[split.val]
+    g_all = torch.as_tensor(data.gamma, dtype=torch.float32, device=device)
+    g_train, g_val = g_all[split.train], g_all[split.val]
+    scale = length_scale(cfg.data.scaling, data.info.box)
+    # denoising: slot positions (input units) of the training split, displaced per batch
+    c_train = torch.as_tensor(coordinates(data.positions, data.info.box, cfg.data.sort,
+                                          cfg.data.scaling)[split.train], device=device
+                              ) if cfg.loss.denoise > 0 else None
     n_train = x_train.shape[0]
     n_batches = math.ceil(n_train / t.batch_size)
     title = (f"{cfg.model.arch} VAE on {cfg.data.representation}, latent {cfg.model.latent_dim}, "
@@ -391,9 +414,12 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             inner = tqdm(total=n_batches, desc=f"epoch {epoch}", unit="batch", leave=False,
                          disable=not progress, dynamic_ncols=True)
             for b in range(n_batches):
-                xb = x_train[perm[b * t.batch_size:(b + 1) * t.batch_size]]
-                out = model(xb, generator=g_noise)
-                parts = vae_loss(out, xb, cfg.loss, recon=cfg.recon, epoch=epoch)
+                idx = perm[b * t.batch_size:(b + 1) * t.batch_size]
+                xb = x_train[idx]
+                x_in = xb if c_train is None else _noisy_inputs(
+                    c_train[idx], cfg.loss.denoise / scale, g_noise)
+                out = model(x_in, generator=g_noise, gamma=g_train[idx])
+                parts = vae_loss(out, xb, cfg.loss, recon=cfg.recon, epoch=epoch, scale=scale)
                 opt.zero_grad(set_to_none=True)
                 parts.total.backward()
                 opt.step()
@@ -408,7 +434,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             inner.close()
             train_time = time.perf_counter() - t0
             tr = (sums / n_train).tolist()
-            val = evaluate(model, x_val, cfg)
+            val = evaluate(model, x_val, cfg, gamma=g_val, scale=scale)
             if not (math.isfinite(tr[0]) and math.isfinite(val["loss"])):
                 raise UserError(f"training diverged at epoch {epoch} (loss is not finite); "
                                 "try a smaller --lr")
@@ -468,7 +494,9 @@ def test_metrics(model: VAE, data: PreparedData, cfg: RunConfig, split: Split,
     """Test-set loss parts (z = mu_z), overall and per gamma; for Gaussian models the MSE
     is also given in sigma^2 (input MSE times the squared length scale)."""
     x_all = torch.as_tensor(data.x, device=device)
-    res = evaluate(model, x_all[split.test], cfg)
+    g_all = torch.as_tensor(data.gamma, dtype=torch.float32, device=device)
+    scale = length_scale(cfg.data.scaling, data.info.box)
+    res = evaluate(model, x_all[split.test], cfg, gamma=g_all[split.test], scale=scale)
     out: dict[str, Any] = {"test_loss": res["loss"], "test_recon": res["recon"],
                            "test_kl": res["kl"], "n_test": int(split.test.size),
                            "recon": cfg.recon}
@@ -481,7 +509,7 @@ def test_metrics(model: VAE, data: PreparedData, cfg: RunConfig, split: Split,
     g_test = data.gamma[split.test]
     for g in np.unique(g_test):
         idx = split.test[g_test == g]
-        per[f"{g:g}"] = evaluate(model, x_all[idx], cfg)["recon"]
+        per[f"{g:g}"] = evaluate(model, x_all[idx], cfg, gamma=g_all[idx], scale=scale)["recon"]
     out["test_recon_per_gamma"] = per
     return out
 

@@ -1,0 +1,432 @@
+"""Ablation of the physical VAE (vae.physical): decoder x loss terms x denoising.
+
+    python benchmarks/bench_physical_vae.py --data data.h5 --floor floor.h5 --out DIR \\
+        --variants pair coord coord+ov coord+ov+ch coord+ov+ch+dn coord+g+ov+ch+dn \\
+        --max-per-gamma 1000 --epochs 20 --n-eval 500 --placement thermal
+
+For every variant: train (``vae.training.train``; an existing ``DIR/<variant>/best.pt``
+is reused with ``--reuse``), then judge, per trained gamma, against the model's held-out
+*test* configurations of that gamma (the first ``--n-eval``):
+
+* the test sorted-matrix MSE (input units, per gamma, from the run's metrics.json);
+* reconstruction (target 3): decode(mu_z(x_test)) -> symmetrize -> Gram + tumbler
+  (``reconstruct.reconstruct_configurations`` with ``--placement``); the overlap
+  fraction (a pair closer than 0.8 sigma), the fraction outside the box, and energy
+  W1 against that of the exact-matrix control (the test matrices themselves through
+  the same reconstruction);
+* raw generation (target 1): z from each ``--priors`` (fitted on the encoded training
+  split) -> decoder -> reconstruction, no Metropolis step; overlap / outside fractions
+  and energy, p(r), rho(y) W1 divided by the floor.
+
+The floor is the same distance between the test configurations and an independent MC
+set (``--floor``, the same protocol and size, another seed). W1 and its bootstrap
+error come from ``pipelines.generate.compare_sets``. Speed (target 4): generation
+(prior + decode + reconstruct + checks) against the sampler with the training
+protocol (``pipelines.generate.sampler_rate``), one thread each, in this run.
+Between trained gammas (target 2): ``--between REF FLOOR`` (MC sets at untrained
+gammas) judges the flow prior there.
+
+Prints every table and writes ``DIR/bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from mcsim.io import read_dataset
+from mcsim.observables import pair_distances
+from mcsim.potentials import total_energy
+from mcsim.sampler import threads as numba_threads
+from pipelines.generate import (
+    GenerateConfig,
+    compare_sets,
+    fit_priors,
+    relax_configurations,
+    sampler_rate,
+    training_latents,
+)
+from reconstruct.distances import distance_matrices, symmetrize_distances
+from reconstruct.embedding import embed_distances
+from reconstruct.pipeline import reconstruct_configurations
+from vae.checkpoint import load_checkpoint, load_model
+from vae.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae.data import length_scale
+from vae.physical import pair_distance_matrix
+from vae.priors import GammaInterpolationWarning
+from vae.training import prepare_data, test_metrics, train
+
+#: variant name -> (model settings, loss settings). ovW = overlap penalty of weight W
+#: (r0 = 0.95 sigma unless rR names another), ch = row Chamfer (weight 1),
+#: dn = denoising (0.05 sigma), g = gamma to the decoder.
+VARIANTS = {
+    "pair": ({"arch": "pair"}, {}),
+    "coord": ({"arch": "coord"}, {}),
+    "coord+ch": ({"arch": "coord"}, {"chamfer_weight": 1.0}),
+    "coord+dn": ({"arch": "coord"}, {"denoise": 0.05}),
+    "coord+g": ({"arch": "coord", "decoder_gamma": True}, {}),
+    "coord+ov0.1": ({"arch": "coord"}, {"overlap_weight": 0.1}),
+    "coord+ov0.3": ({"arch": "coord"}, {"overlap_weight": 0.3}),
+    "coord+ov1": ({"arch": "coord"}, {"overlap_weight": 1.0}),
+    "coord+ov0.3+ch": ({"arch": "coord"}, {"overlap_weight": 0.3, "chamfer_weight": 1.0}),
+    "coord+ov0.3+dn": ({"arch": "coord"}, {"overlap_weight": 0.3, "denoise": 0.05}),
+    "coord+g+ov0.3": ({"arch": "coord", "decoder_gamma": True}, {"overlap_weight": 0.3}),
+    "coord+g+ov0.3+ch+dn": ({"arch": "coord", "decoder_gamma": True},
+                            {"overlap_weight": 0.3, "chamfer_weight": 1.0, "denoise": 0.05}),
+    "coord+g+ov0.3r0.85": ({"arch": "coord", "decoder_gamma": True},
+                           {"overlap_weight": 0.3, "overlap_radius": 0.85}),
+    "coord+g+ov0.3r1.0": ({"arch": "coord", "decoder_gamma": True},
+                          {"overlap_weight": 0.3, "overlap_radius": 1.0}),
+    "coord+g+ov1r0.85+dn": ({"arch": "coord", "decoder_gamma": True},
+                            {"overlap_weight": 1.0, "overlap_radius": 0.85, "denoise": 0.05}),
+    "pair2d+g+ov0.3r0.85+dn": ({"arch": "pair2d", "decoder_gamma": True},
+                               {"overlap_weight": 0.3, "overlap_radius": 0.85,
+                                "denoise": 0.05}),
+    "pair2d": ({"arch": "pair2d"}, {}),
+    "pair2d+ov0.1": ({"arch": "pair2d"}, {"overlap_weight": 0.1}),
+    "pair2d+g+ov0.1+dn": ({"arch": "pair2d", "decoder_gamma": True},
+                          {"overlap_weight": 0.1, "denoise": 0.05}),
+    "pair2d+g+ov0.1+ch+dn": ({"arch": "pair2d", "decoder_gamma": True},
+                             {"overlap_weight": 0.1, "chamfer_weight": 1.0, "denoise": 0.05}),
+}
+OVERLAP = 0.8
+OBS = (("energy", "E"), ("pair_distance", "p(r)"), ("height", "rho(y)"))
+
+
+def _config(name: str, args) -> RunConfig:
+    model, loss = VARIANTS[name]
+    return RunConfig(DataConfig(max_per_gamma=args.max_per_gamma), ModelConfig(**model),
+                     LossConfig(**loss), TrainConfig(epochs=args.epochs, patience=args.patience,
+                                                     seed=args.seed))
+
+
+class Placer:
+    """Distance matrices (sigma) -> positions: Gram + top-two embedding
+    (``reconstruct.embedding``) then the chosen placement (``reconstruct.placement``;
+    ``default``: ``reconstruct_configurations`` as it is)."""
+
+    def __init__(self, placement: str, temperature: float, seed: int) -> None:
+        self.placement, self.temperature, self.seed = placement, temperature, seed
+
+    def place(self, coords: np.ndarray, box: float, gamma: float):
+        """Positions and outside flags for coordinates in any rigid frame (sigma)."""
+        from reconstruct.placement import place
+
+        kw = {"gamma": gamma, "temperature": self.temperature, "seed": self.seed} \
+            if self.placement == "thermal" else {}
+        t = place(coords, box, self.placement, **kw)
+        return t.positions, ~t.fits | np.any((t.positions < 0) | (t.positions > box), axis=(1, 2))
+
+    def __call__(self, d: np.ndarray, box: float, gamma: float):
+        if self.placement == "default":
+            rec = reconstruct_configurations(d, box)
+            pos = rec.positions
+            return pos, ~rec.fits | np.any((pos < 0) | (pos > box), axis=(1, 2))
+        return self.place(embed_distances(d).coords, box, gamma)
+
+
+def _flags(pos: np.ndarray, outside: np.ndarray) -> dict[str, float]:
+    dmin = pair_distances(pos).min(axis=1)
+    return {"overlap": float((dmin < OVERLAP).mean()), "outside": float(outside.mean()),
+            "min_distance_median": float(np.median(dmin))}
+
+
+def _ratios(dist: dict, floor: dict) -> dict[str, float]:
+    out = {}
+    for key, _ in OBS:
+        out[key] = dist[key].w1
+        out[key + "_err"] = dist[key].w1_err
+        out[key + "_floor"] = floor[key].w1
+        out[key + "_ratio"] = dist[key].w1 / floor[key].w1 if floor[key].w1 > 0 else math.inf
+    return out
+
+
+def judge(sets: dict[str, dict], box: float, n_boot: int, seed: int) -> dict[str, dict]:
+    """W1 (and errors) of every set against ``mc``, divided by ``floor``'s."""
+    d = compare_sets(sets, "mc", box, n_boot=n_boot, seed=seed)
+    return {k: _ratios(v, d["floor"]) for k, v in d.items() if k != "floor"} | {
+        "floor": {key: d["floor"][key].w1 for key, _ in OBS}}
+
+
+def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -> dict:
+    tv = load_model(run_dir / "best.pt")
+    lat = training_latents(tv)
+    pot = lat.potential
+    box = lat.box
+    scale = length_scale(tv.config.data.scaling, box)
+    if (run_dir / "metrics.json").is_file():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    else:  # a run stopped before its end: test metrics of its best.pt
+        data = prepare_data(tv.config, list(tv.info.files))
+        metrics = test_metrics(tv.model, data, tv.config, tv.split)
+        metrics.update(best_epoch=tv.epoch, mean_epoch_time_s=float(np.mean(
+            [h["epoch_time_s"] for h in load_checkpoint(run_dir / "best.pt").history])))
+    priors = fit_priors(args.priors, lat, GenerateConfig(seed=args.seed,
+                                                         flow_epochs=args.flow_epochs))
+    out: dict = {"mse": metrics["test_recon_per_gamma"], "mse_all": metrics["test_recon"],
+                 "best_epoch": metrics["best_epoch"],
+                 "s_per_epoch": metrics["mean_epoch_time_s"], "gamma": {}}
+    for g in sorted(floor_sets):
+        ref = lat.held_out("test", g)[:args.n_eval]
+        n = len(ref)
+        fl = floor_sets[g][:n]
+        key = (g, n)
+        if key not in potential_cache:  # exact-matrix control, shared by the variants
+            pos, outside = placer(distance_matrices(ref), box, g)
+            potential_cache[key] = {"positions": pos, "energy": total_energy(pos, g, pot),
+                                    "flags": _flags(pos, outside)}
+        exact = potential_cache[key]
+        x = tv.inputs(ref, box)
+        t0 = time.perf_counter()
+        dec = tv.reconstruct(x, gamma=g)[:, 0].astype(np.float64) * scale
+        pos, outside = placer(symmetrize_distances(dec), box, g)
+        sets = {"mc": {"positions": ref, "energy": total_energy(ref, g, pot)},
+                "floor": {"positions": fl, "energy": total_energy(fl, g, pot)},
+                "exact": exact,
+                "recon": {"positions": pos, "energy": total_energy(pos, g, pot)}}
+        row = {"recon_flags": _flags(pos, outside), "exact_flags": exact["flags"]}
+        rates = {}
+        for name, prior in priors.items():
+            t0 = time.perf_counter()
+            z = prior.sample(n, g, seed=args.seed)
+            dg = tv.decode(z, gamma=g)[:, 0].astype(np.float64) * scale
+            gp, gout = placer(symmetrize_distances(dg), box, g)
+            flags = _flags(gp, gout)
+            rates[name] = n / (time.perf_counter() - t0)
+            sets[f"gen_{name}"] = {"positions": gp, "energy": total_energy(gp, g, pot)}
+            row[f"gen_{name}_flags"] = flags
+            if name == args.gen_prior:
+                if args.relax:  # compile the Metropolis kernels outside the timing
+                    relax_configurations(gp[:1], lat.sim[g], g, 1, seed=args.seed)
+                for k in args.relax:  # warm start: post-processing, reported apart
+                    rp, re_, sec = relax_configurations(gp, lat.sim[g], g, k, seed=args.seed)
+                    sets[f"warm_{name}_mc{k}"] = {"positions": rp, "energy": re_}
+                    row[f"warm_{name}_mc{k}_seconds"] = sec
+        row["gen_rate"] = rates
+        if args.figures:
+            _figure(run_dir, g, sets, box, args)
+        row["w1"] = judge(sets, box, args.n_boot, args.seed)
+        out["gamma"][f"{g:g}"] = row
+    if args.between:
+        out["between"] = between(tv, lat, priors, args, placer, scale)
+    return out
+
+
+def _figure(run_dir: Path, g: float, sets: dict, box: float, args) -> None:
+    """pipelines.generate.plot_gamma_figure (energy, p(r), closest pair, rho(y)) of MC,
+    reconstructions, raw generation and warm starts at one gamma."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from pipelines.generate import plot_gamma_figure
+
+    # the plot's palette knows priors by name and warm starts as <prior>+mc<K>
+    gen = {}
+    for k, v in sets.items():
+        if k.startswith("gen_"):
+            gen[k[4:]] = (v["positions"], v["energy"])
+        elif k.startswith("warm_"):
+            gen[k[5:].replace("_mc", "+mc")] = (v["positions"], v["energy"])
+    gen["reconstruction"] = (sets["recon"]["positions"], sets["recon"]["energy"])
+    axs = plot_gamma_figure(g, sets["mc"]["positions"], sets["mc"]["energy"], gen, box,
+                            floor=(sets["floor"]["positions"], sets["floor"]["energy"]))
+    axs[0].figure.suptitle(f"{run_dir.name}: raw generation and reconstructions, "
+                           f"placement {args.placement}")
+    axs[0].figure.savefig(args.out / f"fig_{run_dir.name}_gamma_{g:g}.png", dpi=90)
+
+
+def between(tv, lat, priors, args, placer, scale) -> dict:
+    """Flow prior at untrained gammas against fresh MC there."""
+    if "flow" not in priors:
+        return {}
+    ref_ds, fl_ds = read_dataset(args.between[0]), read_dataset(args.between[1])
+    res = {}
+    for g in np.unique(ref_ds.gamma):
+        ref = ref_ds.positions[ref_ds.gamma == g][:args.n_eval]
+        fl = fl_ds.positions[fl_ds.gamma == g][:len(ref)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GammaInterpolationWarning)
+            z = priors["flow"].sample(len(ref), float(g), seed=args.seed)
+        dg = tv.decode(z, gamma=float(g))[:, 0].astype(np.float64) * scale
+        gp, gout = placer(symmetrize_distances(dg), lat.box, float(g))
+        sets = {k: {"positions": p, "energy": total_energy(p, float(g), lat.potential)}
+                for k, p in (("mc", ref), ("floor", fl), ("gen_flow", gp))}
+        res[f"{g:g}"] = {"flags": _flags(gp, gout),
+                         "w1": judge(sets, lat.box, args.n_boot, args.seed)}
+    return res
+
+
+def speed(run_dir: Path, args, placer) -> dict:
+    """Generation (buffer prior) vs sampler configurations per second, one thread."""
+    tv = load_model(run_dir / "best.pt")
+    lat = training_latents(tv)
+    g = sorted(lat.sim)[len(lat.sim) // 2]
+    prior = fit_priors(("buffer",), lat, GenerateConfig(seed=args.seed))["buffer"]
+    scale = length_scale(tv.config.data.scaling, lat.box)
+
+    def gen(n):
+        z = prior.sample(n, g, seed=args.seed)
+        dg = tv.decode(z, gamma=g)[:, 0].astype(np.float64) * scale
+        pos, outside = placer(symmetrize_distances(dg), lat.box, g)
+        return _flags(pos, outside)
+
+    def gen_coords(n):
+        """coord decoder: the Gram step is exact on its output (the identity up to a
+        rigid motion), so its slot positions go to the placement directly."""
+        z = torch.as_tensor(prior.sample(n, g, seed=args.seed), dtype=torch.float32)
+        with torch.no_grad():
+            c = tv.model.decode_coords(z, g if tv.model.needs_gamma else None)
+            d = pair_distance_matrix(c)
+            iu = torch.triu_indices(c.shape[1], c.shape[1], 1)
+            dmin = d[:, iu[0], iu[1]].min(1).values * scale
+        pos, outside = placer.place(c.numpy().astype(np.float64) * scale, lat.box, g)
+        return float((dmin < OVERLAP).float().mean()), float(outside.mean())
+
+    out = {"gamma": g}
+    steps = [("generation_per_s", gen)]
+    if hasattr(tv.model, "decode_coords"):
+        steps.append(("generation_coords_per_s", gen_coords))
+    for key, fn in steps:
+        fn(64)  # warm-up (numba)
+        t0 = time.perf_counter()
+        fn(args.n_speed)
+        out[key] = args.n_speed / (time.perf_counter() - t0)
+    rate_mc, _ = sampler_rate(lat.sim[g], g, args.n_mc, n_threads=1, seed=12345)
+    out["sampler_per_s"] = rate_mc
+    out["ratio"] = out["generation_per_s"] / rate_mc
+    if "generation_coords_per_s" in out:
+        out["ratio_coords"] = out["generation_coords_per_s"] / rate_mc
+    return out
+
+
+def print_tables(results: dict, args) -> None:
+    gammas = sorted({g for r in results.values() for g in r["gamma"]}, key=float)
+    print("\n## Ablation (per gamma: test MSE | reconstruction | raw generation, "
+          f"{args.gen_prior} prior)")
+    print("W1 ratios are W1 / MC-vs-MC floor; ov = fraction with a pair < 0.8 sigma; "
+          "E_rec/E_exact = energy W1 of reconstructions over that of exact matrices")
+    head = ("| variant | gamma | MSE | rec ov | rec out | E_rec/E_exact | gen ov | gen out "
+            "| E | p(r) | rho(y) |")
+    print(head)
+    print("|" + "---|" * 11)
+    for name, r in results.items():
+        for g in gammas:
+            if g not in r["gamma"]:
+                continue
+            row = r["gamma"][g]
+            w = row["w1"]
+            rec, ex = w["recon"]["energy"], w["exact"]["energy"]
+            gk = f"gen_{args.gen_prior}"
+            gw, gf = w[gk], row[f"{gk}_flags"]
+            print(f"| {name} | {g} | {r['mse'][g]:.5f} | {row['recon_flags']['overlap']:.3f} "
+                  f"| {row['recon_flags']['outside']:.3f} | {rec / ex:.2f} "
+                  f"| {gf['overlap']:.3f} | {gf['outside']:.3f} | {gw['energy_ratio']:.1f} "
+                  f"| {gw['pair_distance_ratio']:.1f} | {gw['height_ratio']:.1f} |")
+    print("\n## Raw generation, every prior (W1 / floor: E, p(r), rho(y); overlap, outside)")
+    for name, r in results.items():
+        for g in gammas:
+            if g not in r["gamma"]:
+                continue
+            row = r["gamma"][g]
+            parts = []
+            for p in args.priors:
+                w, f = row["w1"][f"gen_{p}"], row[f"gen_{p}_flags"]
+                parts.append(f"{p}: {w['energy_ratio']:.1f} / {w['pair_distance_ratio']:.1f} / "
+                             f"{w['height_ratio']:.1f}, ov {f['overlap']:.3f}, "
+                             f"out {f['outside']:.3f}")
+            print(f"{name} gamma {g}: " + "; ".join(parts))
+            for k in args.relax:
+                row = r["gamma"][g]
+                w = row["w1"][f"warm_{args.gen_prior}_mc{k}"]
+                print(f"{name} gamma {g}: warm start ({args.gen_prior} + {k} Metropolis sweeps, "
+                      f"{row[f'warm_{args.gen_prior}_mc{k}_seconds']:.1f} s): E "
+                      f"{w['energy_ratio']:.2f}, p(r) {w['pair_distance_ratio']:.2f}, rho(y) "
+                      f"{w['height_ratio']:.2f} x floor")
+        for g, b in r.get("between", {}).items():
+            w = b["w1"]["gen_flow"]
+            print(f"{name} between, flow at gamma {g}: E {w['energy_ratio']:.1f}, p(r) "
+                  f"{w['pair_distance_ratio']:.1f}, rho(y) {w['height_ratio']:.1f} x floor; "
+                  f"ov {b['flags']['overlap']:.3f}, out {b['flags']['outside']:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, nargs="+")
+    ap.add_argument("--floor", required=True, help="independent MC set at the trained gammas")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--variants", nargs="+", default=["pair", "coord", "coord+ov"],
+                    choices=sorted(VARIANTS))
+    ap.add_argument("--max-per-gamma", type=int, default=None)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-eval", type=int, default=500, help="configurations per gamma")
+    ap.add_argument("--n-boot", type=int, default=20)
+    ap.add_argument("--priors", nargs="+", default=["buffer", "gmm"])
+    ap.add_argument("--flow-epochs", type=int, default=60)
+    ap.add_argument("--gen-prior", default="buffer", help="prior shown in the ablation table")
+    ap.add_argument("--placement", default="default", help="default, lowest or thermal")
+    ap.add_argument("--temperature", type=float, default=0.75)
+    ap.add_argument("--between", nargs=2, metavar=("REF", "FLOOR"))
+    ap.add_argument("--relax", type=int, nargs="*", default=[],
+                    help="warm start: also judge the gen prior's output after K sweeps")
+    ap.add_argument("--speed", action="store_true", help="time generation vs the sampler")
+    ap.add_argument("--n-speed", type=int, default=4000)
+    ap.add_argument("--n-mc", type=int, default=32)
+    ap.add_argument("--figures", action="store_true", help="one figure per variant and gamma")
+    ap.add_argument("--reuse", action="store_true", help="reuse trained runs in --out")
+    ap.add_argument("--no-eval", action="store_true", help="train only")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    placer = Placer(args.placement, args.temperature, args.seed)
+    fds = read_dataset(args.floor)
+    floor_sets = {float(g): fds.positions[fds.gamma == g] for g in np.unique(fds.gamma)}
+    results: dict = {}
+    cache: dict = {}
+    with numba_threads(args.threads), threadpool_limits(limits=args.threads):
+        for name in args.variants:
+            run = args.out / name
+            if not (args.reuse and (run / "best.pt").is_file()):
+                cfg = _config(name, args)
+                t0 = time.perf_counter()
+                res = train(cfg, prepare_data(cfg, args.data), run, overwrite=True,
+                            progress=False)
+                print(f"{name}: trained {res.epochs_run} epochs in "
+                      f"{time.perf_counter() - t0:.0f} s, best {res.best_epoch}, test MSE "
+                      f"{res.metrics['test_recon']:.5f}", flush=True)
+            if args.no_eval:
+                continue
+            results[name] = evaluate_variant(run, args, floor_sets, placer, cache)
+            print(f"{name}: evaluated", flush=True)
+            (args.out / "bench.json").write_text(json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
+                indent=1))
+        if results:
+            print_tables(results, args)
+        if args.speed:
+            sp = speed(args.out / args.variants[-1], args, placer)
+            print(f"\n## Speed ({args.variants[-1]}, buffer prior, gamma {sp['gamma']:g}, one "
+                  f"thread, placement {args.placement}): generation via Gram "
+                  f"{sp['generation_per_s']:.0f} /s, sampler {sp['sampler_per_s']:.2f} /s, "
+                  f"ratio {sp['ratio']:.0f}x")
+            if "ratio_coords" in sp:
+                print(f"generation with the decoded slot positions placed directly: "
+                      f"{sp['generation_coords_per_s']:.0f} /s, ratio {sp['ratio_coords']:.0f}x")
+            results["_speed"] = sp
+            (args.out / "bench.json").write_text(json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
+                indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""The physical VAE: decoded matrices that are distance matrices of 2D configurations.
+
+``CoordVAE`` (``arch="coord"``) keeps the design card's shape (a Conv2D encoder on
+sorted distance matrices, a decoded sorted distance matrix, then ``reconstruct``), but
+its decoder outputs one 2D position c_i per sort slot and returns their pairwise
+distances
+
+    D_ij = |c_i - c_j|   (input units),   D_ii = 0,
+
+so every decoded matrix is symmetric, zero-diagonal and an exact 2D Euclidean distance
+matrix by construction: the Gram step of :mod:`reconstruct` recovers c up to a rigid
+motion at round-off (its residual is ~1e-7 in float32). With ``decoder_gamma`` the
+decoder also receives the field gamma, D = D(z, gamma).
+
+Loss terms that use the decoded configuration (added to the study's MSE + lambda KL by
+:func:`vae.loss.vae_loss`; weights in :class:`vae.config.LossConfig`):
+
+* :func:`overlap_penalty`: sum over pairs of relu(r0 - r_ij)^2 (r in sigma), a soft
+  core that only acts below r0 (default 0.95 sigma; LJ pairs in the Monte Carlo data
+  essentially never come closer than ~0.85 sigma at kT = 0.75).
+* :func:`row_chamfer`: a permutation-invariant, frame-independent reconstruction term
+  (seed 003: the Chamfer distance). Each particle i is described by its sorted row of
+  distances to the other particles, a point in R^(N-1); the Chamfer distance between
+  the N descriptor points of the decoded and of the true configuration,
+
+      1/2 [ mean_i min_j |R^_i - R_j|^2 + mean_j min_i |R^_i - R_j|^2 ] / (N - 1),
+
+  is unchanged when the slots of either configuration are permuted, so it does not
+  average two particles whose sort order swaps between similar configurations.
+
+Denoising (seed 000) is done by the training loop (:mod:`vae.training`): the encoder
+sees the distance matrix of positions displaced by N(0, s^2) per axis, the loss
+compares with the clean matrix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vae.models import VAE, PairVAE, VAEOutput, _conv_encoder, _down_sizes, _mlp
+
+__all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_matrix",
+           "overlap_penalty", "row_chamfer", "sorted_rows"]
+
+
+def pair_distance_matrix(coords: Tensor) -> Tensor:
+    """(B, N, 2) positions -> (B, N, N) distances, exactly zero on the diagonal.
+
+    The square root is taken of the squared distance clamped at 1e-12 so that the
+    gradient stays finite for coincident points (and is masked on the diagonal)."""
+    diff = coords[:, :, None, :] - coords[:, None, :, :]
+    d2 = (diff * diff).sum(-1)
+    n = coords.shape[1]
+    off = ~torch.eye(n, dtype=torch.bool, device=coords.device)
+    return torch.where(off, torch.sqrt(d2.clamp_min(1e-12)), torch.zeros_like(d2))
+
+
+def overlap_penalty(d_sigma: Tensor, radius: float = 0.95) -> Tensor:
+    """Mean over configurations of sum_{i<j} relu(radius - r_ij)^2, sigma^2.
+
+    Args:
+        d_sigma: (B, N, N) or (B, 1, N, N) distance matrices in sigma (zero diagonal).
+        radius: r0, sigma.
+    """
+    d = d_sigma.reshape(d_sigma.shape[0], d_sigma.shape[-2], d_sigma.shape[-1])
+    n = d.shape[-1]
+    iu = torch.triu_indices(n, n, 1, device=d.device)
+    v = d[:, iu[0], iu[1]]
+    return F.relu(radius - v).pow(2).sum(1).mean()
+
+
+def sorted_rows(d: Tensor) -> Tensor:
+    """(B, [1,] N, N) distance matrices -> (B, N, N-1): each particle's distances to the
+    others in ascending order (the row's smallest entry, the zero self-distance, is
+    dropped). Permuting the slots permutes the rows only."""
+    d = d.reshape(d.shape[0], d.shape[-2], d.shape[-1])
+    return torch.sort(d, dim=-1).values[..., 1:]
+
+
+def row_chamfer(d_hat: Tensor, d: Tensor) -> Tensor:
+    """Symmetric Chamfer distance between the sorted-row descriptors of two batches of
+    distance matrices, per entry (input units^2), averaged over the batch (see the module
+    docstring)."""
+    a, b = sorted_rows(d_hat), sorted_rows(d)
+    cost = torch.cdist(a, b).pow(2) / a.shape[-1]  # (B, N, N)
+    return 0.5 * (cost.min(dim=2).values.mean() + cost.min(dim=1).values.mean())
+
+
+class CoordVAE(VAE):
+    """VAE on (B, 1, N, N) sorted distance matrices whose decoder places the particles.
+
+    Encoder: the conv encoder of :class:`vae.models.PairVAE` (the matrix zero-padded to a
+    multiple of ``patch``, a ``patch`` x ``patch`` stride-``patch`` conv, then stride-2
+    3x3 convs, batch norm and ReLU after each) and one linear layer to (mu_z, logvar_z).
+
+    Decoder: [z, gamma] (gamma only with ``decoder_gamma``) -> the ``hidden`` ReLU
+    layers -> Linear to 2N numbers, the positions c_i of the N sort slots (input units),
+    -> D_ij = |c_i - c_j| (:func:`pair_distance_matrix`). The output bias starts at a
+    uniform random layout of the slots in the box, sorted by the distance from the
+    corner like the data, so the initial decoded matrix already has the data's scale.
+
+    Args:
+        n: particles N.
+        latent_dim: D.
+        hidden: decoder widths.
+        box_units: the box side in input units (L / s), for the initial layout.
+        decoder_gamma: feed gamma to the decoder (then ``decode`` needs it).
+        channels, patch: the conv encoder.
+    """
+
+    def __init__(self, n: int, latent_dim: int = 40, hidden: tuple[int, ...] = (512, 512),
+                 box_units: float = 1 / math.sqrt(2.0), decoder_gamma: bool = False,
+                 channels: tuple[int, ...] = (32, 64), patch: int = 3) -> None:
+        super().__init__(latent_dim)
+        if n < 2:
+            raise ValueError(f"arch coord needs N >= 2 particles, got {n}")
+        self.n, self.needs_gamma = int(n), bool(decoder_gamma)
+        ch = tuple(int(c) for c in channels)
+        sizes = _down_sizes(self.n, int(patch), len(ch))
+        self._pad = sizes[0] * int(patch) - self.n
+        self.encoder = _conv_encoder(ch, int(patch))
+        self.to_latent = nn.Linear(ch[-1] * sizes[-1] ** 2, 2 * latent_dim)
+        hidden = tuple(int(h) for h in hidden)
+        self.decoder = _mlp([latent_dim + int(self.needs_gamma), *hidden])
+        self.to_coords = nn.Linear(hidden[-1], 2 * self.n)
+        rng = np.random.default_rng(0)
+        layout = rng.uniform(0.0, box_units, (self.n, 2))
+        layout = layout[np.argsort((layout ** 2).sum(1), kind="stable")]
+        with torch.no_grad():
+            self.to_coords.weight.mul_(0.1)
+            self.to_coords.bias.copy_(torch.as_tensor(layout.ravel(), dtype=torch.float32))
+
+    def _encode_features(self, x: Tensor) -> Tensor:
+        if self._pad:
+            x = F.pad(x, (0, self._pad, 0, self._pad))
+        return self.to_latent(self.encoder(x))
+
+    def _gamma_column(self, z: Tensor, gamma: Tensor | float | None) -> Tensor:
+        if gamma is None:
+            raise ValueError("this model's decoder takes gamma (decoder_gamma=True); "
+                             "pass gamma")
+        g = torch.as_tensor(gamma, dtype=z.dtype, device=z.device).reshape(-1)
+        if g.numel() == 1:
+            g = g.expand(z.shape[0])
+        if g.shape[0] != z.shape[0]:
+            raise ValueError(f"gamma: expected {z.shape[0]} values, got {g.shape[0]}")
+        return g[:, None]
+
+    def decode_coords(self, z: Tensor, gamma: Tensor | float | None = None) -> Tensor:
+        """Slot positions (B, N, 2) in input units for latents z (B, D)."""
+        h = torch.cat([z, self._gamma_column(z, gamma)], 1) if self.needs_gamma else z
+        return self.to_coords(self.decoder(h)).view(-1, self.n, 2)
+
+    def _decode_raw(self, z: Tensor, gamma: Tensor | float | None = None) -> Tensor:
+        return pair_distance_matrix(self.decode_coords(z, gamma)).unsqueeze(1)
+
+    def decode(self, z: Tensor, gamma: Tensor | float | None = None) -> Tensor:
+        """Decoded (B, 1, N, N) distance matrices; ``gamma`` (scalar or (B,)) is required
+        when the decoder takes it and ignored otherwise."""
+        return self._decode_raw(z, gamma)
+
+    def forward(self, x: Tensor, *, sample: bool = True,
+                generator: torch.Generator | None = None,
+                gamma: Tensor | float | None = None) -> VAEOutput:
+        mu_z, logvar_z = self.encode(x)
+        z = self.reparameterize(mu_z, logvar_z, generator) if sample else mu_z
+        return VAEOutput(self._decode_raw(z, gamma), mu_z, logvar_z, z, None)
+
+
+def _sqrtm_2x2(t: Tensor) -> Tensor:
+    """Symmetric square root of (B, 2, 2) symmetric PSD matrices:
+    sqrt(T) = (T + s I) / sqrt(tr T + 2 s), s = sqrt(det T) (Cayley-Hamilton)."""
+    det = (t[:, 0, 0] * t[:, 1, 1] - t[:, 0, 1] * t[:, 1, 0]).clamp_min(1e-12)
+    s = det.sqrt()
+    eye = torch.eye(2, dtype=t.dtype, device=t.device)
+    return (t + s[:, None, None] * eye) / (t[:, 0, 0] + t[:, 1, 1] + 2 * s
+                                           ).clamp_min(1e-12).sqrt()[:, None, None]
+
+
+def planar_coordinates(d: Tensor, start: Tensor, iterations: int = 8) -> Tensor:
+    """2D coordinates X (B, N, 2) whose Gram matrix is the best rank-2 approximation of
+    the double-centred Gram matrix G = -1/2 J (D o D) J of distance matrices d (B, N, N):
+    ``iterations`` steps of orthogonal iteration from ``start`` (N, 2) give the top-two
+    eigenspace Q, and X = Q (Q^T G Q)^(1/2). Differentiable (matmuls, QR, a 2x2 square
+    root); for a 2D Euclidean d, |x_i - x_j| = d_ij up to round-off once Q has converged
+    (the ratio of the third to the second eigenvalue per step)."""
+    n = d.shape[-1]
+    d2 = d * d
+    g = -0.5 * (d2 - d2.mean(-1, keepdim=True) - d2.mean(-2, keepdim=True)
+                + d2.mean((-1, -2), keepdim=True))
+    q = start.to(d.dtype).expand(d.shape[0], n, 2)
+    for _ in range(iterations):
+        q, _ = torch.linalg.qr(g @ q)
+    t = q.transpose(1, 2) @ g @ q
+    t = 0.5 * (t + t.transpose(1, 2))
+    return q @ _sqrtm_2x2(t)
+
+
+class ProjectedPairVAE(PairVAE):
+    """The ``pair`` VAE (:class:`vae.models.PairVAE`) with its decoded matrix projected
+    onto the 2D Euclidean distance matrices: the pair decoder's matrix P (and, with
+    ``decoder_gamma``, gamma appended to z before the decoder trunk) goes through
+    :func:`planar_coordinates` (orthogonal iteration on its Gram matrix) to slot
+    positions c, and the output is D_ij = |c_i - c_j|: exact 2D Euclidean by
+    construction, while the decoder keeps the pair MLP's fast learning of the sorted
+    matrices. Arguments: those of :class:`vae.models.PairVAE`, plus ``decoder_gamma``
+    and ``iterations`` (orthogonal-iteration steps)."""
+
+    def __init__(self, n: int, latent_dim: int = 40, *, decoder_gamma: bool = False,
+                 iterations: int = 8, **kw) -> None:
+        super().__init__(n, latent_dim, **kw)
+        self.needs_gamma, self.iterations = bool(decoder_gamma), int(iterations)
+        if self.needs_gamma:  # the trunk also takes gamma
+            self.trunk = _mlp([latent_dim + 1, self.trunk[0].out_features])
+        start = torch.as_tensor(np.random.default_rng(0).standard_normal((self.n, 2)),
+                                dtype=torch.float32)
+        self.register_buffer("start", torch.linalg.qr(start - start.mean(0))[0],
+                             persistent=False)
+
+    _gamma_column = CoordVAE._gamma_column
+
+    def decode_coords(self, z: Tensor, gamma: Tensor | float | None = None) -> Tensor:
+        """Slot positions (B, N, 2), input units, in an arbitrary rigid frame."""
+        h = torch.cat([z, self._gamma_column(z, gamma)], 1) if self.needs_gamma else z
+        p = PairVAE._decode_raw(self, h)[:, 0]
+        return planar_coordinates(p, self.start, self.iterations)
+
+    def _decode_raw(self, z: Tensor, gamma: Tensor | float | None = None) -> Tensor:
+        return pair_distance_matrix(self.decode_coords(z, gamma)).unsqueeze(1)
+
+    decode = CoordVAE.decode
+    forward = CoordVAE.forward
