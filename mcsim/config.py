@@ -87,10 +87,15 @@ class SimConfig:
                 bad("gammas", "each must be a number >= 0")
         if len(set(self.gammas)) != len(self.gammas):
             bad("gammas", "values must be distinct")
-        for name in ("n_samples", "sweeps", "equil_sweeps", "seed"):
+        for name in ("sweeps", "equil_sweeps", "seed"):
             v = getattr(self, name)
             if not _is_int(v) or v < 0:
                 bad(name, "must be a non-negative integer")
+        if not _is_int(self.n_samples) or self.n_samples < 1:
+            bad("n_samples", "must be a positive integer (nothing to simulate)")
+        if self.protocol == "independent" and self.sweeps < 1:
+            bad("sweeps", "must be >= 1 for the independent protocol (for configurations "
+                "without Monte Carlo use the uniform protocol)")
         if not _is_int(self.sample_every) or self.sample_every < 1:
             bad("sample_every", "must be a positive integer")
         if self.protocol not in PROTOCOLS:
@@ -117,16 +122,27 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SimConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"config: must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"config: unknown fields {', '.join(sorted(unknown))}")
         d = dict(d)
-        if "potential" in d and isinstance(d["potential"], dict):
-            d["potential"] = Potential.from_dict(d["potential"])
-        if "gammas" in d:
-            d["gammas"] = tuple(d["gammas"])
-        return cls(**d)
+        try:
+            if "potential" in d:
+                pot = d["potential"]
+                if not isinstance(pot, dict) or set(pot) - {"kind", "n", "m", "cutoff"}:
+                    raise ValueError(f"potential: must be an object with kind, n, m, cutoff, "
+                                     f"got {pot!r}")
+                d["potential"] = Potential.from_dict(pot)
+            if "gammas" in d:
+                if not isinstance(d["gammas"], list | tuple):
+                    raise ValueError(f"gammas: must be a list of numbers, got {d['gammas']!r}")
+                d["gammas"] = tuple(d["gammas"])
+            return cls(**d)
+        except TypeError as exc:  # e.g. an unhashable value where a name belongs
+            raise ValueError(f"config: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
