@@ -29,6 +29,8 @@ __all__ = [
     "atomic_output",
     "partial_path",
     "check_outputs",
+    "read_text",
+    "removed_on_error",
     "ensure_parent",
     "available_cores",
     "clamp_threads",
@@ -152,7 +154,9 @@ def check_outputs(files: Iterable[PathSpec] = (), *, dirs: Iterable[PathSpec] = 
         _writable_folder(p, flag)
     outs = files + dirs
     for i, (fa, a) in enumerate(outs):
-        for fb, b in outs[i + 1:]:
+        for j, (fb, b) in enumerate(outs[i + 1:], i + 1):
+            if i >= len(files) and j >= len(files):
+                continue  # two folders may coincide; only files collide
             if _same(a, b):
                 both = fa if fa == fb else f"{fa} and {fb}"
                 raise UserError(f"{both}: two outputs name the same path {a}")
@@ -166,6 +170,48 @@ def check_outputs(files: Iterable[PathSpec] = (), *, dirs: Iterable[PathSpec] = 
             if overwrite and d.is_dir() and i.exists() and d.resolve() in i.resolve().parents:
                 raise UserError(f"{fo}: --overwrite would replace the input {fi} {i}, which "
                                 f"lies inside {d}; move it or choose another {fo}")
+
+
+def read_text(path: str | os.PathLike, flag: str, max_bytes: int = 1 << 20) -> str:
+    """The UTF-8 text of a small settings file, or a one-line error naming ``flag``
+    (missing, a folder, too large, or not text)."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{flag}: {p}: no such file")
+    if not p.is_file():
+        raise UserError(f"{flag}: {p}: not a file")
+    try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise UserError(f"{flag}: {p}: {format_bytes(size)} is too large for a settings "
+                            f"file (limit {format_bytes(max_bytes)})")
+        data = p.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{flag}: {p}: cannot read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{flag}: {p}: not a text file (binary or not UTF-8)") from None
+    if "\x00" in text:
+        raise UserError(f"{flag}: {p}: not a text file (holds NUL bytes)")
+    return text
+
+
+@contextlib.contextmanager
+def removed_on_error(folder: str | os.PathLike) -> Iterator[Path]:
+    """Inside the block, ``folder`` may be created and filled; if the block fails with
+    an error (not Ctrl-C, which keeps work for a resume) and the folder did not exist
+    or was empty before, it is removed again, so a failed run leaves nothing behind."""
+    import shutil
+
+    d = Path(folder)
+    fresh = not d.exists() or (d.is_dir() and not any(d.iterdir()))
+    try:
+        yield d
+    except Exception:
+        if fresh and d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+        raise
 
 
 def output_path(path: str | os.PathLike, overwrite: bool, what: str = "--out") -> Path:

@@ -194,7 +194,7 @@ ATTR_SCHEMA: dict[str, tuple[bool, Any, str]] = {
 #: per-configuration dataset -> (allowed values, description); each is float, shape (M,)
 #: except positions (M, N, 2)
 ARRAY_SCHEMA: dict[str, tuple[Any, str]] = {
-    "positions": (np.isfinite, "finite"),
+    "positions": (np.isfinite, "finite numbers (no NaN or inf)"),
     "energy": (lambda a: a != -np.inf, "a number, +inf (overlap) or NaN"),
     "gamma": (lambda a: np.isnan(a) | ((a >= 0) & np.isfinite(a)), ">= 0 or NaN (unknown)"),
     "acceptance": (lambda a: np.isnan(a) | ((a >= 0) & (a <= 1)), "in [0, 1] or NaN"),

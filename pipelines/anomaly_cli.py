@@ -28,9 +28,12 @@ from pathlib import Path
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_outputs,
+    clamp_threads,
     nonneg_int,
     positive_float,
     positive_int,
+    read_text,
     run_cli,
 )
 from pipelines.anomaly_config import SET_KINDS, STEP_UNITS, AnomalyConfig
@@ -153,9 +156,7 @@ _FIELDS = {  # argparse dest -> AnomalyConfig field
 
 
 def _read_config_file(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"--config: {path}: no such file")
-    text = path.read_text()
+    text = read_text(path, "--config")
     if path.suffix.lower() == ".json":
         try:
             d = json.loads(text)
@@ -199,15 +200,16 @@ def _main(argv: list[str] | None = None) -> int:
     run_dir = ckpt.parent
     out = Path(args.out) if args.out else run_dir / "anomaly"
     data_dir = Path(args.data_dir) if args.data_dir else run_dir / "anomaly_data"
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out: {out} is a file")
-    done = [n for n in _OUTPUTS if (out / n).exists()]
-    if done and not args.overwrite:
-        raise UserError(f"--out: {out / done[0]} exists (use --overwrite to replace it)")
     if args.train_data:
         for f in args.train_data:
             if not Path(f).is_file():
                 raise UserError(f"--train-data: {f}: no such file")
+    check_outputs([("--out", out / n) for n in (*_OUTPUTS, "scores.npz")],
+                  dirs=[("--out", out), ("--data-dir", data_dir)],
+                  inputs=[("--checkpoint", ckpt), ("--config", args.config),
+                          *(("--train-data", f) for f in args.train_data or ())],
+                  overwrite=args.overwrite)
+    args.threads = clamp_threads(args.threads, "anomaly-test")
     from pipelines.anomaly import run_anomaly_test
 
     try:

@@ -233,12 +233,13 @@ class AnomalyConfig:
         return float(self.corrupt_step)
 
     def check_system(self, n_particles: int, box: float) -> None:
-        """Checks that need N and L: blocks inside the matrix, the step below L."""
-        for size, off in self.blackout_blocks:
+        """Checks that need N and L: blocks inside the matrix, the step below L; each
+        only for the sets that use it (a default of an unused set never blocks a run)."""
+        for size, off in self.blackout_blocks if "blackout" in self.sets else ():
             if size + off > n_particles:
                 _fail("blackout_blocks", f"block {size}x{size} at offset {off} does not fit "
                       f"an N={n_particles} matrix", [size, off])
-        if self.corrupt_k > n_particles:
+        if "corrupted" in self.sets and self.corrupt_k > n_particles:
             _fail("corrupt_k", f"must not exceed N={n_particles}", self.corrupt_k)
         if "corrupted" in self.sets and self.step_sigma(box) > box:
             _fail("corrupt_step", f"is {self.step_sigma(box):.3g} sigma, larger than the box "
