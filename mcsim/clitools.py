@@ -159,7 +159,8 @@ def check_outputs(files: Iterable[PathSpec] = (), *, dirs: Iterable[PathSpec] = 
                 continue  # two folders may coincide; only files collide
             if _same(a, b):
                 both = fa if fa == fb else f"{fa} and {fb}"
-                raise UserError(f"{both}: two outputs name the same path {a}")
+                raise UserError(f"{both}: two outputs name the same path {a} (outputs must "
+                                "be distinct)")
     for fi, i in inputs:
         for fo, o in files:
             if _same(i, o) or _same(partial_path(o), i):

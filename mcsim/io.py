@@ -51,6 +51,7 @@ __all__ = [
     "check_arrays",
     "write_dataset",
     "write_xyz",
+    "read_npy",
     "package_version",
 ]
 
@@ -553,3 +554,42 @@ def write_xyz(path: str | os.PathLike, positions: np.ndarray, *, box: float,
             lines += [f"{element} {x:.10f} {y:.10f} 0.0000000000" for x, y in frame]
             fh.write("\n".join(lines) + "\n")
     return Path(path)
+
+
+def read_npy(path: str | os.PathLike, what: str = "") -> np.ndarray:
+    """A numeric ``.npy`` array, read without running code (no pickles), its size
+    checked against memory before it is allocated.
+
+    Raises:
+        UserError: not a .npy file, holds Python objects or a non-numeric dtype,
+        truncated, or too large for memory.
+    """
+    from mcsim.clitools import check_memory
+
+    p = Path(path)
+    where = f"{what}: {p}" if what else str(p)
+    try:
+        with open(p, "rb") as fh:
+            try:
+                version = np.lib.format.read_magic(fh)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(fh, max_header_size=1 << 20)
+            except (ValueError, EOFError, SyntaxError, TypeError):
+                raise UserError(f"{where}: not a .npy array (bad header)") from None
+            offset = fh.tell()
+    except OSError as exc:
+        raise UserError(f"{where}: cannot read ({exc.strerror})") from None
+    if dtype.hasobject:
+        raise UserError(f"{where}: holds Python objects, not a numeric array")
+    if dtype.kind not in "iuf":
+        raise UserError(f"{where}: must hold real numbers, got dtype {dtype}")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if p.stat().st_size < offset + nbytes:
+        raise UserError(f"{where}: truncated ({p.stat().st_size - offset} of {nbytes} data "
+                        "bytes)")
+    check_memory(2 * nbytes, where)
+    try:
+        return np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UserError(f"{where}: cannot read as .npy ({exc})") from None

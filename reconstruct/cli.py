@@ -29,13 +29,13 @@ from tqdm import tqdm
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_outputs,
     nonneg_int,
-    output_path,
     positive_float,
     positive_int,
     run_cli,
 )
-from mcsim.io import DatasetError, read_dataset, write_xyz
+from mcsim.io import DatasetError, read_dataset, read_npy, write_xyz
 from mcsim.potentials import Potential, total_energy
 from reconstruct.distances import (
     DEFAULT_RTOL,
@@ -130,15 +130,7 @@ def _load_npy(path: Path) -> np.ndarray:
         magic = fh.read(6)
     if magic != b"\x93NUMPY":
         raise UserError(f"{path}: cannot read: neither a .npy array nor an ljvae dataset")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError:
-        raise UserError(f"{path}: holds Python objects, not a numeric array") from None
-    except (OSError, EOFError) as exc:
-        raise UserError(f"{path}: cannot read as .npy (truncated or corrupt: {exc})") from None
-    if arr.dtype.kind not in "iuf":
-        raise UserError(f"{path}: distances must be real numbers, got dtype {arr.dtype}")
-    return arr
+    return read_npy(path)
 
 
 def _read_input(args) -> _Input:
@@ -198,6 +190,8 @@ def _concat(parts: list[tuple[Embedding, Tumbled]], method: str) -> Reconstructi
 def _staged(paths: list[Path]):
     """Temporary names for all outputs; renamed together at the end, deleted on error."""
     tmps = [p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in paths]
+    for p in paths:  # folders are made only now, after every check passed
+        p.parent.mkdir(parents=True, exist_ok=True)
     try:
         yield tmps
         for tmp, final in zip(tmps, paths, strict=True):
@@ -217,18 +211,12 @@ def _fmt(x: np.ndarray) -> str:
 def run(argv: list[str] | None = None) -> int:
     """The command itself; raises :class:`mcsim.clitools.UserError` on bad input."""
     args = build_parser().parse_args(argv)
-    out = output_path(args.out, args.overwrite, "--out")
-    outputs = [out]
-    for flag in ("xyz", "plot"):
-        if getattr(args, flag):
-            outputs.append(output_path(getattr(args, flag), args.overwrite, f"--{flag}"))
+    check_outputs([("--out", args.out), ("--xyz", args.xyz), ("--plot", args.plot)],
+                  inputs=[("input", args.input), ("--originals", args.originals)],
+                  overwrite=args.overwrite)
+    outputs = [Path(p) for p in (args.out, args.xyz, args.plot) if p]
     if args.n_boot < 2:
         raise UserError("--n-boot: need at least 2 bootstrap replicates")
-    resolved = [p.resolve() for p in outputs]
-    if len(set(resolved)) != len(resolved):
-        raise UserError("--out/--xyz/--plot: output files must be distinct")
-    if Path(args.input).resolve() in resolved:
-        raise UserError("--out: would overwrite the input file")
 
     try:
         inp = _read_input(args)
