@@ -21,6 +21,7 @@ from mcsim.clitools import (
     check_disk,
     check_memory,
     check_outputs,
+    check_work,
     clamp_threads,
     nonneg_float,
     nonneg_int,
@@ -171,6 +172,10 @@ def _check_resources(c: SimConfig, args, out: Path, plot: Path | None) -> None:
         need = max(need, 2 * n_total * c.n_particles * 2 * 8)
     check_memory(need, f"--n-particles {c.n_particles} with --n-samples {c.n_samples}")
     check_disk(n_total * (c.n_particles * 2 + 3) * 8, out, f"--n-samples {c.n_samples}")
+    n = c.n_particles  # a sweep tries N moves of N - 1 pair terms each
+    sweeps = (c.equil_sweeps + c.n_samples * c.sample_every if c.protocol == "chain"
+              else c.n_samples * c.sweeps if c.protocol == "independent" else 0)
+    check_work(len(c.gammas) * sweeps * n * n, 1e9, f"--n-samples/--sweeps with N={n}")
 
 
 def _main(argv: list[str] | None) -> int:

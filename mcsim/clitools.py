@@ -37,11 +37,13 @@ __all__ = [
     "memory_limit",
     "check_memory",
     "check_disk",
+    "check_work",
     "format_bytes",
     "positive_int",
     "nonneg_int",
     "positive_float",
     "nonneg_float",
+    "length",
 ]
 
 
@@ -63,6 +65,8 @@ def run_cli(main: Callable[[list[str] | None], int | None], prog: str,
     and Ctrl-C into exit code 130 (finished work is kept; rerun with ``--resume``)."""
     try:
         return int(main(argv) or 0)
+    except SystemExit as exc:  # argparse: its one-line error is already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except UserError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 2
@@ -310,6 +314,21 @@ def check_disk(nbytes: float, path: str | os.PathLike, what: str) -> None:
                         f"more than the {format_bytes(free)} free in {anc}")
 
 
+#: Work limit of one command: 30 days at an optimistic rate per core.
+WORK_LIMIT_S = 30 * 86400
+
+
+def check_work(n_ops: float, rate_per_core: float, what: str) -> None:
+    """Refuse (UserError naming ``what``) a request of ``n_ops`` elementary operations
+    that would run longer than :data:`WORK_LIMIT_S` even at ``rate_per_core`` per second
+    on every available core."""
+    seconds = n_ops / (rate_per_core * available_cores())
+    if not seconds <= WORK_LIMIT_S:
+        raise UserError(f"{what}: would run for about {seconds / 86400:.3g} days even at "
+                        f"{rate_per_core:.0e} operations/s per core (limit "
+                        f"{WORK_LIMIT_S // 86400} days)")
+
+
 def _number(kind: type, check: Callable[[float], bool], what: str) -> Callable[[str], float]:
     def parse(text: str):
         try:
@@ -329,3 +348,6 @@ positive_int = _number(int, lambda v: v > 0, "a positive integer")
 nonneg_int = _number(int, lambda v: v >= 0, "a non-negative integer")
 positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
 nonneg_float = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative number")
+
+#: a length (box side, sigma) whose square neither overflows nor underflows in float64
+length = _number(float, lambda v: 1e-150 < v < 1e150, "a length between 1e-150 and 1e150")

@@ -363,13 +363,25 @@ class DatasetWriter:
         if resume and self.partial.exists():
             self._file = self._reopen(attrs, n_total, n_particles)
         else:
-            self._file = self._create(attrs, n_total, n_particles, extra or {})
+            try:
+                self._file = self._create(attrs, n_total, n_particles, extra or {})
+            except (TypeError, ValueError, OverflowError) as exc:  # e.g. an unstorable attr
+                self.partial.unlink(missing_ok=True)
+                raise ValueError(f"attrs: cannot be stored in HDF5 ({exc})") from None
 
     def _create(self, attrs, n_total, n_particles, extra) -> h5py.File:
         from mcsim.clitools import ensure_parent
 
         ensure_parent(self.partial)
         f = h5py.File(self.partial, "w")
+        try:
+            self._fill(f, attrs, n_total, n_particles, extra)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def _fill(self, f, attrs, n_total, n_particles, extra) -> None:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["complete"] = False
@@ -389,7 +401,6 @@ class DatasetWriter:
             for name, shape in extra.items():
                 g.create_dataset(name, (n_total, *shape), np.float64)
         f.flush()
-        return f
 
     def _reopen(self, attrs, n_total, n_particles) -> h5py.File:
         try:

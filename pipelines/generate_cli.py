@@ -37,6 +37,7 @@ from mcsim.clitools import (
     UserError,
     check_memory,
     check_outputs,
+    check_work,
     clamp_threads,
     nonneg_float,
     nonneg_int,
@@ -209,6 +210,11 @@ def _main(argv: list[str] | None = None) -> int:
                             f"{ck} takes {trained.config.data.representation!r} inputs")
         n_p, n_g = trained.info.n_particles, len(args.gamma or trained.info.gammas)
         check_memory(4 * 8 * n_g * args.n * (n_p * n_p + 4 * n_p), f"--n {args.n}")
+        draws = n_g * len(priors) * args.n * (args.max_draw_factor if args.reject_unphysical
+                                              else 1)
+        check_work(draws * n_p * n_p * 100, 1e9, "--n/--max-draw-factor")
+        check_work(draws * n_p * n_p * args.relax_sweeps, 1e9, "--relax-sweeps")
+        check_memory(32 * args.n_boot * n_g * len(priors), f"--n-boot {args.n_boot}")
         ck_fp = checkpoint_fingerprint(ck)
         latents = None
         if args.load_prior:

@@ -29,7 +29,11 @@ from tqdm import tqdm
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_memory,
     check_outputs,
+    check_work,
+    length,
+    nonneg_float,
     nonneg_int,
     positive_float,
     positive_int,
@@ -72,9 +76,9 @@ def build_parser() -> ArgumentParser:
                    help="reference particle of --variant reference (default 0)")
     p.add_argument("--method", choices=EMBED_METHODS, default="fast",
                    help="eigensolver: numba kernel or numpy.linalg.eigh (default fast)")
-    p.add_argument("--box", type=positive_float,
+    p.add_argument("--box", type=length,
                    help="box side L in sigma (default: from the dataset, else 10)")
-    p.add_argument("--gamma", type=float,
+    p.add_argument("--gamma", type=nonneg_float,
                    help="field strength for .npy input (default: from --originals; "
                    "without either, energies are not computed)")
     p.add_argument("--potential",
@@ -230,6 +234,8 @@ def run(argv: list[str] | None = None) -> int:
                 if "not a distance matrix" in str(exc) and not args.symmetrize else "")
         raise UserError(f"{exc}{hint}") from None
     m, n = dist.shape[0], dist.shape[1]
+    check_memory(32 * (args.n_boot + args.bins + m), "--n-boot/--bins")
+    check_work(float(args.n_boot) * m * 64, 1e8, f"--n-boot {args.n_boot} with {m} matrices")
 
     parts = []
     bar = tqdm(total=m, unit="cfg", desc=PROG, disable=args.quiet or m <= args.batch_size,

@@ -174,6 +174,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
         d = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # any unpickling failure means a bad file
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights only" in msg.lower() or "weights_only" in msg:
+            msg = ("not a torch file of tensors; pickled Python objects are never loaded")
         raise CheckpointError(f"{p}: not a loadable checkpoint ({msg[:200]})") from None
     if not isinstance(d, dict) or d.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p}: not an ljvae VAE checkpoint")
