@@ -18,10 +18,8 @@ from pathlib import Path
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
-    check_disk,
     check_memory,
     check_outputs,
-    check_work,
     clamp_threads,
     nonneg_float,
     nonneg_int,
@@ -161,21 +159,14 @@ def _scan(c: SimConfig, args) -> int:
 
 
 def _check_resources(c: SimConfig, args, out: Path, plot: Path | None) -> None:
-    """Refuse runs whose memory or disk needs are absurd, before any work."""
-    from mcsim.sampler import memory_bytes
+    """Refuse runs whose memory, disk or time needs are absurd, before any work."""
+    from mcsim.run import check_run_resources
 
-    n_total = len(c.gammas) * c.n_samples
-    chunk = min(args.chunk_size, c.n_samples)
-    need = max(memory_bytes(c, chunk, args.threads), memory_bytes(c, args.check_samples,
-                                                                  args.threads))
+    check_run_resources(c, out, chunk_size=args.chunk_size, n_threads=args.threads,
+                        check_samples=args.check_samples)
     if plot is not None or args.xyz is not None:  # these read the whole file back
-        need = max(need, 2 * n_total * c.n_particles * 2 * 8)
-    check_memory(need, f"--n-particles {c.n_particles} with --n-samples {c.n_samples}")
-    check_disk(n_total * (c.n_particles * 2 + 3) * 8, out, f"--n-samples {c.n_samples}")
-    n = c.n_particles  # a sweep tries N moves of N - 1 pair terms each
-    sweeps = (c.equil_sweeps + c.n_samples * c.sample_every if c.protocol == "chain"
-              else c.n_samples * c.sweeps if c.protocol == "independent" else 0)
-    check_work(len(c.gammas) * sweeps * n * n, 1e9, f"--n-samples/--sweeps with N={n}")
+        n_total = len(c.gammas) * c.n_samples
+        check_memory(2 * n_total * c.n_particles * 2 * 8, f"--plot/--xyz of {n_total} samples")
 
 
 def _main(argv: list[str] | None) -> int:

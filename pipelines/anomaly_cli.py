@@ -28,12 +28,15 @@ from pathlib import Path
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_memory,
     check_outputs,
+    check_work,
     clamp_threads,
     nonneg_int,
     positive_float,
     positive_int,
     read_text,
+    removed_on_error,
     run_cli,
 )
 from pipelines.anomaly_config import SET_KINDS, STEP_UNITS, AnomalyConfig
@@ -210,12 +213,18 @@ def _main(argv: list[str] | None = None) -> int:
                           *(("--train-data", f) for f in args.train_data or ())],
                   overwrite=args.overwrite)
     args.threads = clamp_threads(args.threads, "anomaly-test")
+    n_sets = len(cfg.sets) + len(cfg.unseen_gammas) + len(cfg.blackout_blocks)
+    check_memory(8 * 16 * cfg.bootstrap * n_sets, f"--bootstrap {cfg.bootstrap}")
+    check_work(float(cfg.bootstrap) * n_sets * 16 * 2 * cfg.n * 20, 1e8,
+               f"--bootstrap {cfg.bootstrap} with --n {cfg.n}")
     from pipelines.anomaly import run_anomaly_test
 
-    try:
-        summary = run_anomaly_test(ckpt, out, cfg, data_dir=data_dir,
-                                   progress=not args.no_progress, train_data=args.train_data,
-                                   n_threads=args.threads, figures=not args.no_figures)
+    try:  # folders this run creates are removed again if it fails (not on Ctrl-C)
+        with removed_on_error(data_dir), removed_on_error(out):
+            summary = run_anomaly_test(ckpt, out, cfg, data_dir=data_dir,
+                                       progress=not args.no_progress,
+                                       train_data=args.train_data, n_threads=args.threads,
+                                       figures=not args.no_figures)
     except KeyboardInterrupt:
         sys.stderr.write(f"\nanomaly-test: interrupted; generated anomaly sets in {data_dir} "
                          "are kept (a partial one resumes) and reused when you rerun\n")

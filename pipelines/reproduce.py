@@ -326,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     finished stage and chunk (rerun the same command to continue)."""
     try:
         return _main(argv)
+    except SystemExit as exc:  # argparse: its one-line error is already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except UserError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2
