@@ -280,6 +280,10 @@ def memory_limit() -> int:
 
 
 def format_bytes(n: float) -> str:
+    try:
+        n = float(n)
+    except OverflowError:  # an integer beyond float range
+        return f"10^{len(str(int(n))) - 1} B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if abs(n) < 1024 or unit == "PiB":
             return f"{n:.3g} {unit}"

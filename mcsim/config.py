@@ -149,7 +149,10 @@ class SimConfig:
                 if not isinstance(pot, dict) or set(pot) - {"kind", "n", "m", "cutoff"}:
                     raise ValueError(f"potential: must be an object with kind, n, m, cutoff, "
                                      f"got {pot!r}")
-                d["potential"] = Potential.from_dict(pot)
+                try:
+                    d["potential"] = Potential.from_dict(pot)
+                except TypeError as exc:
+                    raise ValueError(f"potential: {exc}") from None
             if "gammas" in d:
                 if not isinstance(d["gammas"], list | tuple):
                     raise ValueError(f"gammas: must be a list of numbers, got {d['gammas']!r}")

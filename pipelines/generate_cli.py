@@ -205,6 +205,8 @@ def _main(argv: list[str] | None = None) -> int:
             warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GammaInterpolationWarning)
         trained = load_model(ck)
+        check_outputs(files, overwrite=True, inputs=[  # generation re-reads its training data
+            ("training data of --checkpoint", f) for f in trained.info.files])
         if trained.config.data.representation != "distance":
             raise UserError(f"--checkpoint: generation needs a distance-matrix model, "
                             f"{ck} takes {trained.config.data.representation!r} inputs")

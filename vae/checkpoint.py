@@ -324,7 +324,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
         model = build_model(ck.config, ck.info.n_particles, ck.info.box)
     except CheckpointError:
         raise
-    except (UserError, ValueError, RuntimeError) as exc:
+    except (UserError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         raise CheckpointError(f"{path}: cannot build its model ({str(exc).splitlines()[0]})"
                               ) from None
     try:

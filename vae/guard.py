@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from mcsim.clitools import check_memory
+from mcsim.clitools import UserError, check_memory
 from vae.config import DataConfig, RunConfig
 from vae.data import input_shape
 
@@ -48,7 +48,16 @@ def check_inputs_memory(cfg: DataConfig, n_configs: int, n_particles: int, box: 
 def check_model_memory(cfg: RunConfig, n_particles: int, box: float,
                        bytes_per_param: int = TRAIN_BYTES_PER_PARAM) -> None:
     """Refuse a model whose parameters (and their training state) would not fit."""
-    n = model_parameters(cfg, n_particles, box)
+    shape = input_shape(cfg.data, n_particles, box)  # a batch of inputs first
+    check_memory(4 * cfg.train.batch_size * math.prod(shape),
+                 f"inputs of shape {'x'.join(map(str, shape))} in batches of "
+                 f"{cfg.train.batch_size}")
+    try:
+        n = model_parameters(cfg, n_particles, box)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise UserError(f"model {cfg.model.arch}: cannot be built for inputs of shape "
+                        f"{'x'.join(map(str, shape))} ({str(exc).splitlines()[0][:120]})"
+                        ) from None
     m = cfg.model
     check_memory(n * bytes_per_param, f"model {m.arch} with latent_dim {m.latent_dim} "
                  f"({n:,} parameters)")
