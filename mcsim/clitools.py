@@ -133,7 +133,7 @@ def check_outputs(files: Iterable[PathSpec] = (), *, dirs: Iterable[PathSpec] = 
         (without ``overwrite``), has a leftover ``.partial`` from an interrupted run,
         cannot be created (its folder is a file or not writable), when two outputs
         name the same path, an output folder is an existing file, or an output would
-        replace (or, for a folder, hold) an input.
+        replace an input.
     """
     files = [(f, Path(p)) for f, p in files if p is not None]
     dirs = [(f, Path(p)) for f, p in dirs if p is not None]
@@ -172,9 +172,6 @@ def check_outputs(files: Iterable[PathSpec] = (), *, dirs: Iterable[PathSpec] = 
         for fo, d in dirs:
             if _same(i, d):
                 raise UserError(f"{fo}: {d} is also the input {fi}")
-            if overwrite and d.is_dir() and i.exists() and d.resolve() in i.resolve().parents:
-                raise UserError(f"{fo}: --overwrite would replace the input {fi} {i}, which "
-                                f"lies inside {d}; move it or choose another {fo}")
 
 
 def read_text(path: str | os.PathLike, flag: str, max_bytes: int = 1 << 20) -> str:

@@ -291,7 +291,7 @@ CASES = [
     ("train-vae", "--data c_extra_is_dataset.h5 --out r", "extra"),
     ("train-vae", "--data bin.bin --out r", "not an HDF5 file"),
     ("train-vae", "--data d.h5 --out d.h5", "not a directory"),
-    ("train-vae", "--data d.h5 --out . --overwrite", "input --data"),
+    ("train-vae", "--data run/config.json --out run --overwrite", "input --data"),
     ("train-vae", "--data d.h5 --out r --resume", "nothing to resume"),
     ("train-vae", f"--data d.h5 --out r --lr 1e30 --epochs 1 --no-analysis {TINY}",
      "diverged"),

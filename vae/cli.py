@@ -186,15 +186,15 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg, latent_dims, weights = config_from_args(args)
-    from vae.training import check_run_dir, prepare_data, resolve_device, set_seed
+    from vae.training import RUN_FILES, check_run_dir, prepare_data, resolve_device, set_seed
 
     if args.threads:
         torch.set_num_threads(clamp_threads(args.threads, "train-vae"))
     resolve_device(cfg.train.device)
     out = Path(args.out)
-    check_outputs(dirs=[("--out", out)], inputs=[("--config", args.config),
-                                                 *(("--data", f) for f in args.data)],
-                  overwrite=args.overwrite, resume=args.resume)
+    check_outputs([("--out", out / n) for n in RUN_FILES], dirs=[("--out", out)],
+                  inputs=[("--config", args.config), *(("--data", f) for f in args.data)],
+                  overwrite=True)  # existing run files: check_run_dir decides
     sweep = len(latent_dims) > 1 or len(weights) > 1
     if not sweep:
         check_run_dir(out, args.resume, args.overwrite)
