@@ -93,11 +93,12 @@ def check_distance_matrices(
     # underflow in float64 (1e200 would turn into inf, 1e-200 into 0: one point)
     n = d.shape[1]
     hi = np.sqrt(np.finfo(np.float64).max) / (4.0 * n)
-    lo = np.sqrt(np.finfo(np.float64).tiny) * 1e6
-    for mask, what in ((scale > hi, f"has entries above {hi:.3g} (too large to square in "
-                        "float64)"),
-                       ((scale > 0) & (scale < lo), f"has all entries below {lo:.3g} (too "
-                        "small to square in float64)")):
+    lo = np.sqrt(np.finfo(np.float64).tiny)
+    ok = finite != 0.0  # NaN/inf are reported below
+    for mask, what in ((ok & (scale > hi), f"has entries above {hi:.3g} (too large to square "
+                        "in float64)"),
+                       (ok & (scale > 0) & (scale < lo), f"has all entries below {lo:.3g} "
+                        "(too small to square in float64)")):
         if mask.any():
             raise ValueError(f"{name}: matrix {int(np.argmax(mask))} {what}")
     for mask, what in checks:
