@@ -22,10 +22,11 @@ from pathlib import Path
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_memory,
+    check_outputs,
+    clamp_threads,
     nonneg_float,
     nonneg_int,
-    output_path,
-    partial_path,
     positive_int,
     run_cli,
 )
@@ -208,24 +209,34 @@ def _scan(c: SimConfig, args) -> int:
     return 0
 
 
+def _check_resources(c: SimConfig, args, out: Path, plot: Path | None) -> None:
+    """Refuse runs whose memory, disk or time needs are absurd, before any work."""
+    from mcsim.run import check_run_resources
+
+    check_run_resources(c, out, chunk_size=args.chunk_size, n_threads=args.threads,
+                        check_samples=args.check_samples)
+    if plot is not None or args.xyz is not None:  # these read the whole file back
+        n_total = len(c.gammas) * c.n_samples
+        check_memory(2 * n_total * c.n_particles * 2 * 8, f"--plot/--xyz of {n_total} samples")
+
+
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     c = config_from_args(args)
+    args.threads = clamp_threads(args.threads, "simulate")
     if args.scan_sweeps:
         return _scan(c, args)
     out = args.out or _default_out(c)
+    if out.is_dir():
+        raise UserError(f"--out: {out} is a directory (give a file name)")
     if out.suffix == "":
         out = out.with_suffix(".h5")
-    if not (args.resume and partial_path(out).exists()):
-        output_path(out, args.overwrite)
-    elif out.exists() and not args.overwrite:
-        raise UserError(f"--out: {out} exists (use --overwrite to replace it)")
     plot = None
     if args.plot is not None:
         plot = out.with_suffix(".png") if args.plot == "auto" else Path(args.plot)
-        output_path(plot, args.overwrite, "--plot")
-    if args.xyz is not None:
-        output_path(args.xyz, args.overwrite, "--xyz")
+    check_outputs([("--out", out), ("--plot", plot), ("--xyz", args.xyz)],
+                  overwrite=args.overwrite, resume=args.resume)
+    _check_resources(c, args, out, plot)
 
     from mcsim.run import run_simulation  # imported here: numba kernels load lazily
 

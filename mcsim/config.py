@@ -12,6 +12,8 @@ from mcsim.potentials import Potential
 __all__ = ["PROTOCOLS", "SimConfig"]
 
 PROTOCOLS = ("independent", "chain", "uniform")
+#: Largest integer setting (sample counts, sweeps, seed): int64 in files and kernels.
+MAX_INT = 1 << 62
 
 
 def _is_int(v: Any) -> bool:
@@ -87,10 +89,18 @@ class SimConfig:
                 bad("gammas", "each must be a number >= 0")
         if len(set(self.gammas)) != len(self.gammas):
             bad("gammas", "values must be distinct")
-        for name in ("n_samples", "sweeps", "equil_sweeps", "seed"):
+        for name in ("sweeps", "equil_sweeps", "seed", "n_samples", "sample_every",
+                     "n_particles"):
             v = getattr(self, name)
             if not _is_int(v) or v < 0:
                 bad(name, "must be a non-negative integer")
+            if v > MAX_INT:  # stored as int64 in files and counted in int64 by the kernels
+                bad(name, f"must be at most 2^62 = {MAX_INT}")
+        if not _is_int(self.n_samples) or self.n_samples < 1:
+            bad("n_samples", "must be a positive integer (nothing to simulate)")
+        if self.protocol == "independent" and self.sweeps < 1:
+            bad("sweeps", "must be >= 1 for the independent protocol (for configurations "
+                "without Monte Carlo use the uniform protocol)")
         if not _is_int(self.sample_every) or self.sample_every < 1:
             bad("sample_every", "must be a positive integer")
         if self.protocol not in PROTOCOLS:
@@ -102,6 +112,15 @@ class SimConfig:
             bad("potential", "must be a Potential")
         if self.delta > self.box:
             bad("delta", "must not exceed the box side")
+        # float64 scales the kernels use must stay finite and resolvable
+        if self.delta < 1e-12 * self.box:
+            bad("delta", f"is below the float64 resolution of positions in a box of side "
+                f"{self.box:g} (need delta >= 1e-12 L)")
+        if not math.isfinite(1.0 / self.temperature):
+            bad("temperature", "is too small: 1/T overflows")
+        if not math.isfinite(self.beta * max(self.gammas) * self.box * self.n_particles):
+            bad("gammas", "are too large for this box and temperature: the field energy "
+                "overflows")
 
     @property
     def beta(self) -> float:
@@ -117,16 +136,30 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SimConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"config: must be a JSON object, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"config: unknown fields {', '.join(sorted(unknown))}")
         d = dict(d)
-        if "potential" in d and isinstance(d["potential"], dict):
-            d["potential"] = Potential.from_dict(d["potential"])
-        if "gammas" in d:
-            d["gammas"] = tuple(d["gammas"])
-        return cls(**d)
+        try:
+            if "potential" in d:
+                pot = d["potential"]
+                if not isinstance(pot, dict) or set(pot) - {"kind", "n", "m", "cutoff"}:
+                    raise ValueError(f"potential: must be an object with kind, n, m, cutoff, "
+                                     f"got {pot!r}")
+                try:
+                    d["potential"] = Potential.from_dict(pot)
+                except TypeError as exc:
+                    raise ValueError(f"potential: {exc}") from None
+            if "gammas" in d:
+                if not isinstance(d["gammas"], list | tuple):
+                    raise ValueError(f"gammas: must be a list of numbers, got {d['gammas']!r}")
+                d["gammas"] = tuple(d["gammas"])
+            return cls(**d)
+        except TypeError as exc:  # e.g. an unhashable value where a name belongs
+            raise ValueError(f"config: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

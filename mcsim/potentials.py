@@ -72,8 +72,11 @@ class Potential:
             )
         if self.cutoff is not None:
             c = self.cutoff
-            if not isinstance(c, int | float) or not math.isfinite(c) or c <= 0:
+            if (isinstance(c, bool) or not isinstance(c, int | float) or not math.isfinite(c)
+                    or c <= 0):
                 raise ValueError(f"cutoff: must be a positive number or None, got {c!r}")
+            if c * c == 0.0:  # the kernels compare squared distances with cutoff^2
+                raise ValueError(f"cutoff: {c!r} is too small (its square is 0 in float64)")
             object.__setattr__(self, "cutoff", float(c))
 
     @classmethod

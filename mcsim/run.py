@@ -39,7 +39,7 @@ from mcsim.reference import (
 )
 from mcsim.sampler import Chain, IndependentRun, Samples, energy_traces, sample, threads
 
-__all__ = ["RunSummary", "run_simulation"]
+__all__ = ["RunSummary", "run_simulation", "check_run_resources"]
 
 
 @dataclass
@@ -196,6 +196,25 @@ def _auto_sample_every(writer: DatasetWriter, gi: int, config: SimConfig, gamma:
     return every
 
 
+def check_run_resources(config: SimConfig, out: str | Path, *, chunk_size: int = 500,
+                        n_threads: int | None = None, check_samples: int = 200) -> None:
+    """The resource guard of a run: refuse (UserError naming the limit) a run whose
+    memory, disk or CPU time would be absurd, before anything is allocated or written."""
+    from mcsim.clitools import check_disk, check_memory, check_work
+    from mcsim.sampler import memory_bytes
+
+    c, n = config, config.n_particles
+    n_total = len(c.gammas) * c.n_samples
+    what = f"{n_total} samples of N={n}"
+    check_memory(max(memory_bytes(c, min(chunk_size, c.n_samples), n_threads),
+                     memory_bytes(c, check_samples, n_threads)), what)
+    check_disk(n_total * (n * 2 + 3) * 8, out, what)
+    sweeps = (c.equil_sweeps + c.n_samples * c.sample_every if c.protocol == "chain"
+              else c.n_samples * c.sweeps if c.protocol == "independent" else 0)
+    check_work(len(c.gammas) * (sweeps + 2 * check_samples * c.sweeps) * n * n, 1e9,
+               f"{what} at {c.sweeps if c.protocol != 'chain' else c.sample_every} sweeps")
+
+
 def run_simulation(config: SimConfig, out: str | Path, *, overwrite: bool = False,
                    resume: bool = False, chunk_size: int = 500, n_threads: int | None = None,
                    n_traces: int = 4, check_samples: int = 0, verdict: bool | None = None,
@@ -231,6 +250,8 @@ def run_simulation(config: SimConfig, out: str | Path, *, overwrite: bool = Fals
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
+    check_run_resources(config, out, chunk_size=chunk_size, n_threads=n_threads,
+                        check_samples=check_samples)
     c = config
     if auto_sweeps and c.protocol != "independent":
         raise ValueError("auto_sweeps: only for the independent protocol")

@@ -39,6 +39,7 @@ __all__ = [
     "energy_traces",
     "energies_at",
     "threads",
+    "memory_bytes",
 ]
 
 # Independent streams of the master seed.
@@ -97,6 +98,15 @@ def threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         numba.set_num_threads(old)
+
+
+def memory_bytes(config: SimConfig, n_samples: int, n_threads: int | None = None) -> int:
+    """Estimated peak memory of sampling ``n_samples`` configurations at once: every
+    thread holds a (padded) N x N pair-energy matrix, plus the output arrays."""
+    npad = -(-config.n_particles // K._PAD) * K._PAD
+    t = numba.get_num_threads() if n_threads is None else min(n_threads,
+                                                               numba.config.NUMBA_NUM_THREADS)
+    return int(t * (npad * npad + 8 * npad) * 8 + n_samples * (config.n_particles * 2 + 4) * 8)
 
 
 def _check_gamma(gamma: float) -> float:

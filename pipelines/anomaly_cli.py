@@ -28,9 +28,15 @@ from pathlib import Path
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_memory,
+    check_outputs,
+    check_work,
+    clamp_threads,
     nonneg_int,
     positive_float,
     positive_int,
+    read_text,
+    removed_on_error,
     run_cli,
 )
 from pipelines.anomaly_config import SET_KINDS, STEP_UNITS, AnomalyConfig
@@ -153,9 +159,7 @@ _FIELDS = {  # argparse dest -> AnomalyConfig field
 
 
 def _read_config_file(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"--config: {path}: no such file")
-    text = path.read_text()
+    text = read_text(path, "--config")
     if path.suffix.lower() == ".json":
         try:
             d = json.loads(text)
@@ -199,21 +203,28 @@ def _main(argv: list[str] | None = None) -> int:
     run_dir = ckpt.parent
     out = Path(args.out) if args.out else run_dir / "anomaly"
     data_dir = Path(args.data_dir) if args.data_dir else run_dir / "anomaly_data"
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out: {out} is a file")
-    done = [n for n in _OUTPUTS if (out / n).exists()]
-    if done and not args.overwrite:
-        raise UserError(f"--out: {out / done[0]} exists (use --overwrite to replace it)")
     if args.train_data:
         for f in args.train_data:
             if not Path(f).is_file():
                 raise UserError(f"--train-data: {f}: no such file")
+    check_outputs([("--out", out / n) for n in (*_OUTPUTS, "scores.npz")],
+                  dirs=[("--out", out), ("--data-dir", data_dir)],
+                  inputs=[("--checkpoint", ckpt), ("--config", args.config),
+                          *(("--train-data", f) for f in args.train_data or ())],
+                  overwrite=args.overwrite)
+    args.threads = clamp_threads(args.threads, "anomaly-test")
+    n_sets = len(cfg.sets) + len(cfg.unseen_gammas) + len(cfg.blackout_blocks)
+    check_memory(8 * 16 * cfg.bootstrap * n_sets, f"--bootstrap {cfg.bootstrap}")
+    check_work(float(cfg.bootstrap) * n_sets * 16 * 2 * cfg.n * 20, 1e8,
+               f"--bootstrap {cfg.bootstrap} with --n {cfg.n}")
     from pipelines.anomaly import run_anomaly_test
 
-    try:
-        summary = run_anomaly_test(ckpt, out, cfg, data_dir=data_dir,
-                                   progress=not args.no_progress, train_data=args.train_data,
-                                   n_threads=args.threads, figures=not args.no_figures)
+    try:  # folders this run creates are removed again if it fails (not on Ctrl-C)
+        with removed_on_error(data_dir), removed_on_error(out):
+            summary = run_anomaly_test(ckpt, out, cfg, data_dir=data_dir,
+                                       progress=not args.no_progress,
+                                       train_data=args.train_data, n_threads=args.threads,
+                                       figures=not args.no_figures)
     except KeyboardInterrupt:
         sys.stderr.write(f"\nanomaly-test: interrupted; generated anomaly sets in {data_dir} "
                          "are kept (a partial one resumes) and reused when you rerun\n")

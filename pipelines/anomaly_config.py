@@ -233,13 +233,24 @@ class AnomalyConfig:
         return float(self.corrupt_step)
 
     def check_system(self, n_particles: int, box: float) -> None:
-        """Checks that need N and L: blocks inside the matrix, the step below L."""
-        for size, off in self.blackout_blocks:
+        """Checks that need N and L: blocks inside the matrix, the step below L; each
+        only for the sets that use it (a default of an unused set never blocks a run)."""
+        for size, off in self.blackout_blocks if "blackout" in self.sets else ():
             if size + off > n_particles:
                 _fail("blackout_blocks", f"block {size}x{size} at offset {off} does not fit "
                       f"an N={n_particles} matrix", [size, off])
-        if self.corrupt_k > n_particles:
+        if "corrupted" in self.sets and self.corrupt_k > n_particles:
             _fail("corrupt_k", f"must not exceed N={n_particles}", self.corrupt_k)
+        from pipelines.anomaly_sets import mc_set_config  # here: it imports this module
+
+        for kind in ("unseen-gamma", "fake-potential", "uniform"):  # the MC sets, now
+            for g in (self.unseen_gammas if kind == "unseen-gamma" else (None,)):
+                if kind in self.sets:
+                    try:
+                        mc_set_config(kind, self, n_particles=n_particles, box=box, n=self.n,
+                                      gamma=g)
+                    except ValueError as exc:
+                        raise AnomalyConfigError(f"{kind} set: {exc}") from None
         if "corrupted" in self.sets and self.step_sigma(box) > box:
             _fail("corrupt_step", f"is {self.step_sigma(box):.3g} sigma, larger than the box "
                   f"L={box:g}", self.corrupt_step)

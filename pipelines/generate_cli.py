@@ -35,9 +35,12 @@ from pathlib import Path
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_memory,
+    check_outputs,
+    check_work,
+    clamp_threads,
     nonneg_float,
     nonneg_int,
-    output_path,
     positive_float,
     positive_int,
     run_cli,
@@ -144,9 +147,6 @@ def _outputs(args, priors: list[str]) -> list[tuple[str, Path, Path | None]]:
         elif args.xyz:
             x = Path(args.xyz)
             xyz = x if len(priors) == 1 else x.with_name(f"{x.stem}_{name}{x.suffix}")
-        output_path(path, args.overwrite)
-        if xyz is not None:
-            output_path(xyz, args.overwrite, "--xyz")
         res.append((name, path, xyz))
     return res
 
@@ -166,18 +166,20 @@ def _main(argv: list[str] | None = None) -> int:
     if not ck.is_file():
         raise UserError(f"--checkpoint: {ck}: no such file")
     outputs = _outputs(args, priors)
-    if args.save_prior:
-        output_path(args.save_prior, args.overwrite, "--save-prior")
     report_dir = None
     if args.evaluate:
         report_dir = (Path(args.out).with_name(Path(args.out).stem + "_report")
                       if args.evaluate is True else Path(args.evaluate))
-        if (report_dir / "generate.json").exists() and not args.overwrite:
-            raise UserError(f"--evaluate: {report_dir}/generate.json exists "
-                            "(use --overwrite to replace it)")
     if args.relax_sweeps and not args.evaluate:
         raise UserError("--relax-sweeps: only with --evaluate (it is post-processing for "
                         "the report, never part of the generated files)")
+    files = [f for _, path, xyz in outputs for f in (("--out", path), ("--xyz", xyz))]
+    files.append(("--save-prior", args.save_prior))
+    if report_dir is not None:
+        files += [("--evaluate", report_dir / n) for n in ("generate.json", "generate.md")]
+    check_outputs(files, dirs=[("--evaluate", report_dir)], overwrite=args.overwrite,
+                  inputs=[("--checkpoint", ck), ("--load-prior", args.load_prior)])
+    args.threads = clamp_threads(args.threads, PROG)
 
     import torch
     from threadpoolctl import threadpool_limits
@@ -208,9 +210,18 @@ def _main(argv: list[str] | None = None) -> int:
             warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GammaInterpolationWarning)
         trained = load_model(ck)
+        check_outputs(files, overwrite=True, inputs=[  # generation re-reads its training data
+            ("training data of --checkpoint", f) for f in trained.info.files])
         if trained.config.data.representation != "distance":
             raise UserError(f"--checkpoint: generation needs a distance-matrix model, "
                             f"{ck} takes {trained.config.data.representation!r} inputs")
+        n_p, n_g = trained.info.n_particles, len(args.gamma or trained.info.gammas)
+        check_memory(4 * 8 * n_g * args.n * (n_p * n_p + 4 * n_p), f"--n {args.n}")
+        draws = n_g * len(priors) * args.n * (args.max_draw_factor if args.reject_unphysical
+                                              else 1)
+        check_work(draws * n_p * n_p * 100, 1e9, "--n/--max-draw-factor")
+        check_work(draws * n_p * n_p * args.relax_sweeps, 1e9, "--relax-sweeps")
+        check_memory(32 * args.n_boot * n_g * len(priors), f"--n-boot {args.n_boot}")
         ck_fp = checkpoint_fingerprint(ck)
         latents = None
         if args.load_prior:

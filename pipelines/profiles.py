@@ -118,13 +118,10 @@ PROFILES = {"quick": QUICK, "full": FULL}
 
 def load_overrides(path: str | Path) -> dict[str, Any]:
     """Read a TOML override file; one-line errors for missing or malformed files."""
+    from mcsim.clitools import read_text
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise UserError(f"--config: {p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"--config: {p}: cannot read ({exc})") from None
+    text = read_text(p, "--config")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

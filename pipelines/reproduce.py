@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcsim.clitools import ArgumentParser, UserError, positive_int
+from mcsim.clitools import ArgumentParser, UserError, check_outputs, clamp_threads, positive_int
 from pipelines.profiles import load_overrides, resolve_config
 from pipelines.report import params_report, stage_report
 from pipelines.reproduce_reconstruct import params_reconstruct, stage_reconstruct
@@ -287,11 +287,14 @@ def run_study(cfg: dict[str, Any], out: Path, *, only: list[str] | None = None,
 
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.threads = clamp_threads(args.threads, PROG)
     profile = "full" if args.full else "quick"
     overrides = load_overrides(args.config) if args.config else {}
     cfg = resolve_config(profile, overrides, seed=args.seed, threads=args.threads)
     unavailable = validate_config(cfg)
     out = Path(args.out) if args.out else Path("runs") / f"study-{profile}"
+    check_outputs(dirs=[("--out", out)], inputs=[("--config", args.config)],
+                  overwrite=args.overwrite)
     _prepare_out(out, profile, args.overwrite)
     import numba
     import torch
@@ -329,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     finished stage and chunk (rerun the same command to continue)."""
     try:
         return _main(argv)
+    except SystemExit as exc:  # argparse: its one-line error is already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except UserError as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 2

@@ -35,13 +35,17 @@ from tqdm import tqdm
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_memory,
+    check_outputs,
+    check_work,
+    length,
+    nonneg_float,
     nonneg_int,
-    output_path,
     positive_float,
     positive_int,
     run_cli,
 )
-from mcsim.io import DatasetError, read_dataset, write_xyz
+from mcsim.io import DatasetError, read_dataset, read_npy, write_xyz
 from mcsim.potentials import Potential, total_energy
 from reconstruct.distances import (
     DEFAULT_RTOL,
@@ -80,7 +84,7 @@ def build_parser() -> ArgumentParser:
                    help="reference particle of --variant reference (default 0)")
     p.add_argument("--method", choices=EMBED_METHODS, default="fast",
                    help="eigensolver: numba kernel or numpy.linalg.eigh (default fast)")
-    p.add_argument("--box", type=positive_float,
+    p.add_argument("--box", type=length,
                    help="box side L in sigma (default: from the dataset, else 10)")
     p.add_argument("--placement", choices=tuple(PLACEMENTS), default=DEFAULT_PLACEMENT,
                    help="thermal: exact conditional Boltzmann law given the shape; lowest: "
@@ -89,7 +93,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--n-angles", type=positive_int, default=DEFAULT_N_ANGLES,
                    help=f"angle bins of the placement (any value is exact for thermal; "
                    f"default {DEFAULT_N_ANGLES})")
-    p.add_argument("--gamma", type=float,
+    p.add_argument("--gamma", type=nonneg_float,
                    help="field strength for .npy input (default: from --originals; "
                    "without either, energies are not computed and thermal placement "
                    "is not possible)")
@@ -164,15 +168,7 @@ def _load_npy(path: Path) -> np.ndarray:
         magic = fh.read(6)
     if magic != b"\x93NUMPY":
         raise UserError(f"{path}: cannot read: neither a .npy array nor an ljvae dataset")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError:
-        raise UserError(f"{path}: holds Python objects, not a numeric array") from None
-    except (OSError, EOFError) as exc:
-        raise UserError(f"{path}: cannot read as .npy (truncated or corrupt: {exc})") from None
-    if arr.dtype.kind not in "iuf":
-        raise UserError(f"{path}: distances must be real numbers, got dtype {arr.dtype}")
-    return arr
+    return read_npy(path)
 
 
 def _read_input(args) -> _Input:
@@ -239,6 +235,8 @@ def _concat(parts: list[Reconstruction]) -> Reconstruction:
 def _staged(paths: list[Path]):
     """Temporary names for all outputs; renamed together at the end, deleted on error."""
     tmps = [p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in paths]
+    for p in paths:  # folders are made only now, after every check passed
+        p.parent.mkdir(parents=True, exist_ok=True)
     try:
         yield tmps
         for tmp, final in zip(tmps, paths, strict=True):
@@ -258,18 +256,12 @@ def _fmt(x: np.ndarray) -> str:
 def run(argv: list[str] | None = None) -> int:
     """The command itself; raises :class:`mcsim.clitools.UserError` on bad input."""
     args = build_parser().parse_args(argv)
-    out = output_path(args.out, args.overwrite, "--out")
-    outputs = [out]
-    for flag in ("xyz", "plot"):
-        if getattr(args, flag):
-            outputs.append(output_path(getattr(args, flag), args.overwrite, f"--{flag}"))
+    check_outputs([("--out", args.out), ("--xyz", args.xyz), ("--plot", args.plot)],
+                  inputs=[("input", args.input), ("--originals", args.originals)],
+                  overwrite=args.overwrite)
+    outputs = [Path(p) for p in (args.out, args.xyz, args.plot) if p]
     if args.n_boot < 2:
         raise UserError("--n-boot: need at least 2 bootstrap replicates")
-    resolved = [p.resolve() for p in outputs]
-    if len(set(resolved)) != len(resolved):
-        raise UserError("--out/--xyz/--plot: output files must be distinct")
-    if Path(args.input).resolve() in resolved:
-        raise UserError("--out: would overwrite the input file")
 
     try:
         inp = _read_input(args)
@@ -301,6 +293,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.placement == "thermal" and np.any(inp.gamma < 0):
         raise UserError("--gamma: thermal placement needs gamma >= 0")
     want_metrics = bool(args.metrics or args.plot or args.originals)
+    if want_metrics:
+        check_memory(32 * (args.n_boot + args.bins + m), "--n-boot/--bins")
+        check_work(float(args.n_boot) * m * 64, 1e8, f"--n-boot {args.n_boot} with {m} matrices")
 
     parts = []
     bar = tqdm(total=m, unit="cfg", desc=PROG, disable=args.quiet or m <= args.batch_size

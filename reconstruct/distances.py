@@ -82,6 +82,18 @@ def check_distance_matrices(
         (low < -tol, "has negative entries"),
         (diag > tol, "has a non-zero diagonal"),
     )
+    # the Gram matrix sums N^2 squared distances: they must neither overflow nor
+    # underflow in float64 (1e200 would turn into inf, 1e-200 into 0: one point)
+    n = d.shape[1]
+    hi = np.sqrt(np.finfo(np.float64).max) / (4.0 * n)
+    lo = np.sqrt(np.finfo(np.float64).tiny)
+    ok = finite != 0.0  # NaN/inf are reported below
+    for mask, what in ((ok & (scale > hi), f"has entries above {hi:.3g} (too large to square "
+                        "in float64)"),
+                       (ok & (scale > 0) & (scale < lo), f"has all entries below {lo:.3g} "
+                        "(too small to square in float64)")):
+        if mask.any():
+            raise ValueError(f"{name}: matrix {int(np.argmax(mask))} {what}")
     for mask, what in checks:
         if mask.any():
             extra = "" if what.startswith("contains") else (

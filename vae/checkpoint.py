@@ -26,6 +26,7 @@ data with another N, box, or input shape is rejected.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +54,9 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "ljvae-vae-checkpoint"
 CHECKPOINT_VERSION = 1
+#: Largest particle number a checkpoint may describe (the guard's first line; the
+#: model's memory is estimated before it is built).
+MAX_PARTICLES = 100_000
 
 
 class CheckpointError(UserError):
@@ -84,7 +88,39 @@ class DataInfo:
 
     @classmethod
     def from_json(cls, text: str) -> DataInfo:
-        return cls(**json.loads(text))
+        d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError(f"data_info: must be a JSON object, got {type(d).__name__}")
+        unknown = sorted(set(d) - {f for f in cls.__dataclass_fields__})
+        if unknown:
+            raise ValueError(f"data_info.{unknown[0]}: unknown field")
+        info = cls(**d)
+        info.validate()
+        return info
+
+    def validate(self) -> None:
+        """Type and range of every field (a crafted checkpoint must not get further)."""
+        def is_int(v):
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v):
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+        checks = (
+            ("n_particles", is_int(self.n_particles) and 2 <= self.n_particles <= MAX_PARTICLES,
+             f"an integer in [2, {MAX_PARTICLES}]"),
+            ("box", is_num(self.box) and self.box > 0, "a positive number"),
+            ("fingerprint", isinstance(self.fingerprint, str), "a string"),
+            ("files", isinstance(self.files, list)
+             and all(isinstance(f, str) for f in self.files), "a list of file names"),
+            ("gammas", isinstance(self.gammas, list)
+             and all(is_num(g) and g >= 0 for g in self.gammas), "a list of numbers >= 0"),
+            ("n_configs", is_int(self.n_configs) and self.n_configs >= 0, "an integer >= 0"),
+        )
+        for name, ok, what in checks:
+            if not ok:
+                raise ValueError(f"data_info.{name}: must be {what}, got "
+                                 f"{getattr(self, name)!r}")
 
 
 @dataclass
@@ -138,12 +174,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
         d = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # any unpickling failure means a bad file
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights only" in msg.lower() or "weights_only" in msg:
+            msg = ("not a torch file of tensors; pickled Python objects are never loaded")
         raise CheckpointError(f"{p}: not a loadable checkpoint ({msg[:200]})") from None
     if not isinstance(d, dict) or d.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p}: not an ljvae VAE checkpoint")
-    if int(d.get("format_version", 0)) > CHECKPOINT_VERSION:
-        raise CheckpointError(f"{p}: checkpoint format {d['format_version']} is newer than "
-                              "this ljvae")
+    _check_payload(d, p)
     try:
         config = RunConfig.from_json(d["config"])
         info = DataInfo.from_json(d["data_info"])
@@ -152,7 +188,40 @@ def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> Check
         epoch = int(d["epoch"])
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{p}: incomplete or inconsistent checkpoint ({exc})") from None
+    if not isinstance(history, list):
+        raise CheckpointError(f"{p}: history must be a JSON list")
+    for name, idx in (("train", split.train), ("val", split.val), ("test", split.test)):
+        if idx.size and (idx.min() < 0 or (info.n_configs and idx.max() >= info.n_configs)):
+            raise CheckpointError(f"{p}: split.{name} indexes outside the "
+                                  f"{info.n_configs} configurations")
     return Checkpoint(config, info, d["model"], split, epoch, history, d.get("train_state"), p)
+
+
+def _check_payload(d: dict, p: Path) -> None:
+    """Types of the checkpoint's top-level entries (see the module docstring)."""
+    v = d.get("format_version")
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise CheckpointError(f"{p}: format_version must be a positive integer, got {v!r}")
+    if v > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{p}: checkpoint format {v} is newer than this ljvae")
+    want = {"config": str, "data_info": str, "history": str, "model": dict, "split": dict,
+            "epoch": int}
+    for k, t in want.items():
+        if k not in d:
+            raise CheckpointError(f"{p}: incomplete checkpoint (no {k!r})")
+        if not isinstance(d[k], t) or isinstance(d[k], bool):
+            raise CheckpointError(f"{p}: {k} must be a {t.__name__}, got "
+                                  f"{type(d[k]).__name__}")
+    if d["epoch"] < 0:
+        raise CheckpointError(f"{p}: epoch must be >= 0, got {d['epoch']}")
+    if not all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in d["model"].items()):
+        raise CheckpointError(f"{p}: model must map parameter names to tensors")
+    for k in ("train", "val", "test"):
+        t = d["split"].get(k)
+        if not isinstance(t, torch.Tensor) or t.ndim != 1 or t.dtype.is_floating_point:
+            raise CheckpointError(f"{p}: split.{k} must be a 1-D integer tensor")
+    if "train_state" in d and not isinstance(d["train_state"], dict):
+        raise CheckpointError(f"{p}: train_state must be a dict")
 
 
 class TrainedVAE:
@@ -259,8 +328,17 @@ class TrainedVAE:
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     """Rebuild the trained model from a checkpoint file alone."""
+    from vae.guard import check_model_memory
+
     ck = load_checkpoint(path, map_location=device)
-    model = build_model(ck.config, ck.info.n_particles, ck.info.box)
+    try:
+        check_model_memory(ck.config, ck.info.n_particles, ck.info.box, bytes_per_param=8)
+        model = build_model(ck.config, ck.info.n_particles, ck.info.box)
+    except CheckpointError:
+        raise
+    except (UserError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
+        raise CheckpointError(f"{path}: cannot build its model ({str(exc).splitlines()[0]})"
+                              ) from None
     try:
         model.load_state_dict(ck.state_dict)
     except (RuntimeError, TypeError, AttributeError) as exc:

@@ -31,10 +31,14 @@ import torch
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    check_outputs,
+    clamp_threads,
     nonneg_float,
     nonneg_int,
     positive_float,
     positive_int,
+    read_text,
+    removed_on_error,
     run_cli,
 )
 from vae.config import (
@@ -46,6 +50,7 @@ from vae.config import (
     SORT_KEYS,
     RunConfig,
 )
+from vae.guard import check_model_memory
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -142,13 +147,10 @@ def build_parser() -> ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], list[float]]:
     """The run config, and the latent dimensions and KL weights to sweep over."""
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise UserError(f"--config: {path}: no such file")
-        base = json.loads(RunConfig.from_json(path.read_text()).to_json())
+        base = json.loads(RunConfig.from_json(read_text(args.config, "--config")).to_json())
     elif args.resume and (Path(args.out) / "config.json").is_file():
-        base = json.loads(RunConfig.from_json((Path(args.out) / "config.json").read_text())
-                          .to_json())
+        path = Path(args.out) / "config.json"
+        base = json.loads(RunConfig.from_json(read_text(path, "--resume")).to_json())
     else:
         base = RunConfig().to_dict()
     sets = {
@@ -199,26 +201,34 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg, latent_dims, weights = config_from_args(args)
-    from vae.training import check_run_dir, prepare_data, resolve_device, set_seed
+    from vae.training import RUN_FILES, check_run_dir, prepare_data, resolve_device, set_seed
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(clamp_threads(args.threads, "train-vae"))
     resolve_device(cfg.train.device)
     out = Path(args.out)
+    check_outputs([("--out", out / n) for n in RUN_FILES], dirs=[("--out", out)],
+                  inputs=[("--config", args.config), *(("--data", f) for f in args.data)],
+                  overwrite=True)  # existing run files: check_run_dir decides
     sweep = len(latent_dims) > 1 or len(weights) > 1
     if not sweep:
         check_run_dir(out, args.resume, args.overwrite)
     elif out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise UserError(f"--out: {out} is not empty (use --resume or --overwrite)")
     data = prepare_data(cfg, args.data)
+    d = cfg.to_dict()
+    for ld in latent_dims:  # every model of a sweep, before training the first
+        check_model_memory(RunConfig.from_dict({**d, "model": {**d["model"], "latent_dim": ld}}),
+                           data.info.n_particles, data.info.box)
     set_seed(cfg.train.seed)
     progress = not args.no_progress
 
     if sweep:
         from vae.sweep import run_sweep, sweep_trends
 
-        rows = run_sweep(cfg, data, out, latent_dims, weights, resume=args.resume,
-                         overwrite=args.overwrite, progress=progress)
+        with removed_on_error(out):
+            rows = run_sweep(cfg, data, out, latent_dims, weights, resume=args.resume,
+                             overwrite=args.overwrite, progress=progress)
         wname = "lambda" if cfg.loss.form == "lambda" else "beta"
         print(f"{'latent':>6} {wname:>9} {'test recon':>11} {'KL/dim':>9} {'active':>6}")
         for r in rows:
@@ -231,8 +241,9 @@ def _main(argv: list[str] | None = None) -> int:
 
     from vae.training import train
 
-    res = train(cfg, data, out, resume=args.resume, overwrite=args.overwrite,
-                progress=progress)
+    with removed_on_error(out):  # a fresh run that fails leaves no folder behind
+        res = train(cfg, data, out, resume=args.resume, overwrite=args.overwrite,
+                    progress=progress)
     mt = res.metrics
     print(f"best epoch {res.best_epoch} of {res.epochs_run}"
           f"{' (early stop)' if res.stopped_early else ''}; "

@@ -72,9 +72,17 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+#: Largest layer size a config may ask for (latent dimension, widths, channels): far
+#: above any useful model, far below sizes that exhaust memory while building one.
+MAX_SIZE = 1 << 16
+
+
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
+            or (maximum is not None and value > maximum)):
         what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        if maximum is not None:
+            what += f" <= {maximum}"
         _fail(name, f"must be {what}", value)
 
 
@@ -96,8 +104,10 @@ def _tuple_of_ints(name: str, value: Any) -> tuple[int, ...] | None:
     out = tuple(value)
     if not out:
         _fail(name, "must not be empty", value)
+    if len(out) > 64:
+        _fail(name, "must have at most 64 entries", value)
     for v in out:
-        _check_int(name, v, 1)
+        _check_int(name, v, 1, MAX_SIZE)
     return out
 
 
@@ -201,13 +211,13 @@ class ModelConfig:
         if self.decoder_gamma and self.arch not in ("coord", "pair2d"):
             _fail("model.decoder_gamma", "only the coord and pair2d archs take gamma",
                   self.arch)
-        _check_int("model.latent_dim", self.latent_dim, 1)
+        _check_int("model.latent_dim", self.latent_dim, 1, MAX_SIZE)
         self.channels = _tuple_of_ints("model.channels", self.channels)
         self.hidden = _tuple_of_ints("model.hidden", self.hidden)
         if self.patch is not None:
-            _check_int("model.patch", self.patch, 1)
+            _check_int("model.patch", self.patch, 1, MAX_SIZE)
         if self.embed_dim is not None:
-            _check_int("model.embed_dim", self.embed_dim, 1)
+            _check_int("model.embed_dim", self.embed_dim, 1, MAX_SIZE)
         self.pair_hidden = _tuple_of_ints("model.pair_hidden", self.pair_hidden)
         if self.encoder is not None:
             _check_choice("model.encoder", self.encoder, ("conv", "mlp"))

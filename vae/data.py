@@ -157,6 +157,11 @@ def make_inputs(positions: np.ndarray, box: float, cfg: DataConfig) -> np.ndarra
         float32 array: (M, 1, N, N) for ``distance``, (M, N, 2) for ``coords``,
         (M, 1, H, W) for ``grid``.
     """
+    from vae.guard import check_inputs_memory  # here: vae.guard imports this module
+
+    pos = np.asarray(positions)
+    if pos.ndim == 3:
+        check_inputs_memory(cfg, pos.shape[0], pos.shape[1], box)
     if cfg.representation == "distance":
         return distance_matrices(positions, box, cfg.sort, cfg.scaling)[:, None]
     if cfg.representation == "coords":

@@ -814,8 +814,9 @@ def _open_npz(path: Path) -> Iterator[Any]:
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise PriorError(f"{path}: not a prior file ({str(exc).splitlines()[0][:120]})"
-                         ) from None
+        why = ("it holds pickled Python objects, which are never loaded" if "pickle" in
+               str(exc) else str(exc).splitlines()[0][:120])
+        raise PriorError(f"{path}: not a prior file ({why})") from None
     if not hasattr(data, "files"):
         raise PriorError(f"{path}: not a prior file (not an .npz archive)")
     with data:
