@@ -293,9 +293,8 @@ def run(argv: list[str] | None = None) -> int:
     if args.placement == "thermal" and np.any(inp.gamma < 0):
         raise UserError("--gamma: thermal placement needs gamma >= 0")
     want_metrics = bool(args.metrics or args.plot or args.originals)
-    if want_metrics:
-        check_memory(32 * (args.n_boot + args.bins + m), "--n-boot/--bins")
-        check_work(float(args.n_boot) * m * 64, 1e8, f"--n-boot {args.n_boot} with {m} matrices")
+    check_memory(32 * (args.n_boot + args.bins + m), "--n-boot/--bins")
+    check_work(float(args.n_boot) * m * 64, 1e8, f"--n-boot {args.n_boot} with {m} matrices")
 
     parts = []
     bar = tqdm(total=m, unit="cfg", desc=PROG, disable=args.quiet or m <= args.batch_size
