@@ -210,12 +210,14 @@ def _check_payload(d: dict, p: Path) -> None:
         if k not in d:
             raise CheckpointError(f"{p}: incomplete checkpoint (no {k!r})")
         if not isinstance(d[k], t) or isinstance(d[k], bool):
-            raise CheckpointError(f"{p}: {k} must be a {t.__name__}, got "
+            pre = "weights do not match the saved architecture: " if k == "model" else ""
+            raise CheckpointError(f"{p}: {pre}{k} must be a {t.__name__}, got "
                                   f"{type(d[k]).__name__}")
     if d["epoch"] < 0:
         raise CheckpointError(f"{p}: epoch must be >= 0, got {d['epoch']}")
     if not all(isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in d["model"].items()):
-        raise CheckpointError(f"{p}: model must map parameter names to tensors")
+        raise CheckpointError(f"{p}: weights do not match the saved architecture: model "
+                              "must map parameter names to tensors")
     for k in ("train", "val", "test"):
         t = d["split"].get(k)
         if not isinstance(t, torch.Tensor) or t.ndim != 1 or t.dtype.is_floating_point:
