@@ -14,7 +14,7 @@ fresh process with its default equilibration verdict, once with an empty referen
 cache (the reference chains are computed) and once with the reference cached.
 
 "Trial pair terms" are the N - 1 new pair energies a trial move needs; the plain loop
-computes 2 (N - 1) terms per move (old and new), REFERENCE.md 4 quotes its rate in
+computes 2 (N - 1) terms per move (old and new), docs/reference.md 4 quotes its rate in
 those terms. Moves per second compare the two directly.
 """
 

@@ -10,7 +10,7 @@ default, then ``--study-batches`` batches of the study net, repeated ``--rounds`
 so that both see the same machine load; the study's time per epoch is its median time
 per batch times the number of batches in an epoch. The ratio of the two is the
 speed-up. Times are also scaled to 32,000 matrices per epoch (the study's training-set
-size) for comparison with REFERENCE.md section 4.
+size) for comparison with docs/reference.md section 4.
 
 Training the study net for the quality comparison takes ~4 min per epoch on one thread;
 ``--study train`` does it, ``--study time`` (the default) only times it and takes its

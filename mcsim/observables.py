@@ -5,7 +5,7 @@
   g(r) = p(r) / p_uniform(r), where p_uniform is the exact distance density of two
   uniform points in the square (square line picking, :func:`square_pair_pdf`).
 * :func:`contact_densities`: densities at the floor and ceiling, for the wall sum rule
-  kT [rho(0+) - rho(H-)] = N gamma / W (REFERENCE.md 2).
+  kT [rho(0+) - rho(H-)] = N gamma / W (docs/reference.md 2).
 * :func:`equilibration_check`: is ``S`` sweeps from a uniform start enough?
 """
 

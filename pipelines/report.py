@@ -5,7 +5,7 @@ preformatted text, raw Markdown from other modules) and rendered twice: as Markd
 with figures linked relative to the report's directory, and as one self-contained
 HTML file with the PNGs embedded (base64). It holds every figure of every stage, the
 stage timings, the resolved configuration, and a table of key numbers set beside
-what the study reported (REFERENCE.md section 1), stating which profile made it.
+what the study reported (docs/reference.md section 1), stating which profile made it.
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ from pipelines.stages import StageContext, StageRecord, write_json
 __all__ = ["STUDY", "params_report", "stage_report", "key_numbers", "render_markdown",
            "render_html", "figure_paths"]
 
-#: What the study did and reported (REFERENCE.md section 1; seed 002).
+#: What the study did and reported (docs/reference.md section 1; seed 002).
 STUDY = {
     "system": "N = 30, L = 10 σ, T = 0.75, LJ cut at 3 σ (not shifted), hard walls",
     "samples": "10,000 per γ (γ = 0.1, 0.4, 0.7, 1.0)",
     "protocol": "independent: fresh uniform start, 2500 sweeps, keep the last",
-    "equilibration": "not checked (REFERENCE.md: at 2500 sweeps the energy is still "
+    "equilibration": "not checked (docs/reference.md: at 2500 sweeps the energy is still "
                      "drifting at γ = 0.1, 0.4, 0.7)",
     "split": "80/20 (32,000 train / 8,000 test), no validation set",
     "arch": "Conv2D(60) → Conv2D(50) → Dense → latent 40; mirrored decoder; ≈ 4.6 M "
             "parameters",
     "latent_dim": "40",
     "loss": "mean MSE + λ · mean KL, λ = 3.5e-4; Adam 1e-3, batch 128",
-    "epochs": "not stated in REFERENCE.md",
+    "epochs": "not stated in docs/reference.md",
     "mse": "not reported as a number",
     "pca": "PC1 + PC2 explain ≈ 4–15 % (slides: 8–15 %)",
     "probe": "not measured",
@@ -457,7 +457,7 @@ def build_blocks(recs: dict[str, StageRecord], failed: dict[str, str],
               + (" Some stages did not finish: " + "; ".join(
                   f"{k}: {v}" for k, v in failed.items()) if failed else "")),
         ("h", 2, "Key numbers: this run beside the study"),
-        ("p", "Study values from REFERENCE.md section 1 (the study's slides and code). "
+        ("p", "Study values from docs/reference.md section 1 (the study's slides and code). "
               "Differences in method are stated in the last column."),
         ("table", ["quantity", "study", f"this run ({prof})", "note"],
          key_numbers(recs, failed, cfg)),

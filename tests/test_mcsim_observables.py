@@ -49,7 +49,7 @@ def test_uniform_points_have_flat_g_and_density():
 
 @pytest.mark.slow
 def test_wall_sum_rule_lj_in_field():
-    """kT [rho(0+) - rho(H-)] = N gamma / W for any pair interaction (REFERENCE.md 2),
+    """kT [rho(0+) - rho(H-)] = N gamma / W for any pair interaction (docs/reference.md 2),
     here on the study's system (N = 30, L = 10, T = 0.75, LJ cut at 3) at gamma = 1.
     The contact density is extrapolated linearly from layers of width w and 2w; the
     tolerance is 4 standard errors (Poisson counts, propagated)."""

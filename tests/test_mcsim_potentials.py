@@ -78,7 +78,7 @@ def test_overlaps_stay_finite_without_warnings():
     ("temperature", "b2"), [(0.5, -5.986709), (1.0, -1.073474), (2.0, 0.350676)]
 )
 def test_second_virial_coefficient(temperature, b2):
-    """B2 = -pi int (exp(-u/T) - 1) r dr of the full 2D LJ potential (REFERENCE.md 2)."""
+    """B2 = -pi int (exp(-u/T) - 1) r dr of the full 2D LJ potential (docs/reference.md 2)."""
     lj = Potential("lj", cutoff=None)
 
     def f(r):

@@ -196,7 +196,7 @@ def test_uniform_configurations():
 
 # -------------------------------------------------------------------- equilibration
 def test_study_protocol_is_not_equilibrated_at_gamma_01():
-    """REFERENCE.md 1: 2500 sweeps from a uniform start are not enough at gamma = 0.1."""
+    """docs/reference.md 1: 2500 sweeps from a uniform start are not enough at gamma = 0.1."""
     chk = equilibration_check(SimConfig(seed=0), 0.1, sweeps=2500, n_samples=200)
     assert not chk.passed
     assert chk.drift_per_particle < -0.02  # energy still falling

@@ -129,7 +129,7 @@ def test_every_parameter_gets_a_gradient(rep, arch, n):
 
 
 def test_study_architecture_matches_reference_size():
-    """REFERENCE.md: the study's network has about 4.6 M parameters for N = 30."""
+    """docs/reference.md: the study's network has about 4.6 M parameters for N = 30."""
     n_par = count_parameters(StudyConvVAE(30, 40))
     assert 4.55e6 < n_par < 4.7e6
 

@@ -219,7 +219,7 @@ def test_every_prior_generates_with_the_coord_decoder(trained_run):
         mid = generate_configurations(tv, priors["flow"], 5, 0.7, seed=0)
     assert mid.positions.shape == (5, N, 2)
     with pytest.raises(CheckpointError, match="gamma"):  # mixture: no single gamma
-        generate_configurations(tv, priors["buffer"], 5, None, seed=0)
+        generate_configurations(tv, priors["buffer"], 5, None, seed=0, placement="lowest")
 
 
 def _overlap_fraction(cfg, data, tmp_path, name):

@@ -7,7 +7,7 @@ checkpoint alone: the data representation (:class:`DataConfig`), the architectur
 error names the bad field, e.g. ``model.latent_dim: must be a positive integer, got 0``.
 Configs have no side effects; the CLI only fills them in and calls :func:`vae.training.train`.
 
-The study's choices (REFERENCE.md section 1) are available by name:
+The study's choices (docs/reference.md section 1) are available by name:
 ``DataConfig(sort="corner", scaling="study")`` (the defaults), ``ModelConfig(arch="study")``,
 ``LossConfig(form="lambda", weight=3.5e-4)`` (the default), ``TrainConfig(lr=1e-3,
 batch_size=128)`` (the defaults).

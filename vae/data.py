@@ -1,7 +1,7 @@
 """Data representations: from particle positions to network inputs.
 
 Positions come from :mod:`mcsim.io` dataset files, shape (M, N, 2), in sigma, inside
-the box [0, L]^2. Three representations (REFERENCE.md section 1, seed 002 chapter 3):
+the box [0, L]^2. Three representations (docs/reference.md section 1, seed 002 chapter 3):
 
 * **distance matrices** (M, 1, N, N): particles sorted by a key, then
   d_ij = |r_i - r_j| / s with s the length scale (``study``: s = L*sqrt(2), so that

@@ -6,7 +6,7 @@ seed 002 chapter 1)
 
     KL(q || p) = sum_j 1/2 (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
 
-The study reduced both terms by their mean (REFERENCE.md section 1): the reconstruction
+The study reduced both terms by their mean (docs/reference.md section 1): the reconstruction
 error is averaged over batch and matrix elements, the KL over batch *and latent
 dimensions*, and the loss was
 

@@ -36,10 +36,10 @@ so every decoded matrix is symmetric, has a zero diagonal and 0 <= D_ij <= d_max
 matrix by construction. About 1.2 MMAC per sample forward, 58x less than the study's
 68 MMAC; strided, non-overlapping first and last layers keep the CPU cost low.
 
-``StudyConvVAE`` (``arch="study"``): the study's exact network (REFERENCE.md section 1;
+``StudyConvVAE`` (``arch="study"``): the study's exact network (docs/reference.md section 1;
 Keras defaults: "valid" padding in the encoder, "same" in the decoder, ReLU, Glorot-
 uniform weights, zero biases). The padding follows from the study's 4.6 M parameters
-and ~410 MFLOP per sample per training step (REFERENCE.md section 4)::
+and ~410 MFLOP per sample per training step (docs/reference.md section 4)::
 
     Conv2D(60, 3x3) -> Conv2D(50, 3x3) -> Flatten (50*26*26) -> Dense(40) x 2 (mu, logvar)
     Dense(50*30*30) -> ConvT(50, 3x3) -> ConvT(60, 3x3) -> ConvT(1, 3x3, sigmoid)
