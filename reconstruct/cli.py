@@ -360,8 +360,8 @@ def run(argv: list[str] | None = None) -> int:
                     else total_energy(inp.original, inp.gamma, inp.potential), energy),
                 comparison=ev.energies, profiles=(ev.profile_original, ev.profile),
                 notes=None if ev.rmsd is None else [
-                    f"RMSD {ev.rmsd[i]:.2g} σ (mirror allowed), placement "
-                    f"{ev.placement_rmsd[i]:.2g} σ"
+                    f"RMSD {ev.rmsd[i]:.2g} σ (mirror allowed)\n"
+                    f"placement RMSD {ev.placement_rmsd[i]:.2g} σ"
                     for i in idx],
                 title=f"{Path(args.input).name}: {m} configurations, N={n}, "
                 f"{args.variant} Gram, {args.placement} placement, box {inp.box:g}",
