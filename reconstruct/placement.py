@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reconstruct import _placement as P
-from reconstruct.tumbler import PLACEMENT_RULE, Tumbled, tumble
+from reconstruct.tumbler import PLACEMENT_RULE, Tumbled, check_shapes, tumble
 
 __all__ = ["PLACEMENTS", "DEFAULT_PLACEMENT", "DEFAULT_N_ANGLES", "Placement", "place"]
 
@@ -127,25 +127,13 @@ def place(
                          f"(one of {', '.join(PLACEMENTS)})")
     if placement == "edge":
         return tumble(coords, box)
-    if not isinstance(box, int | float | np.floating | np.integer) or not (
-        0 < float(box) < math.inf
-    ):
-        raise ValueError(f"box: must be a positive number, got {box!r}")
+    pos, box = check_shapes(coords, box)
     if isinstance(n_angles, bool) or not isinstance(n_angles, int | np.integer) or not (
         8 <= n_angles <= 1 << 16
     ):
         raise ValueError(f"n_angles: must be an integer in [8, 65536], got {n_angles!r}")
     if isinstance(start, bool) or not isinstance(start, int | np.integer) or start < 0:
         raise ValueError(f"start: must be a non-negative integer, got {start!r}")
-    box = float(box)
-    pos = np.asarray(coords, dtype=np.float64)
-    if pos.ndim == 2:
-        pos = pos[None]
-    if pos.ndim != 3 or pos.shape[2] != 2 or pos.shape[1] < 1:
-        raise ValueError(f"coords: expected shape (N, 2) or (M, N, 2), got {np.shape(coords)}")
-    if not np.all(np.isfinite(pos)):
-        raise ValueError("coords: contain NaN or inf")
-    pos = np.ascontiguousarray(pos)
     m, n = pos.shape[0], pos.shape[1]
     out = np.empty_like(pos)
     info = np.empty((m, P.N_INFO))

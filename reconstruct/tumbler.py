@@ -50,7 +50,9 @@ import numpy as np
 from reconstruct import _kernels as K
 from reconstruct.hull import _hull_scipy_one
 
-__all__ = ["TUMBLE_METHODS", "REFLECTION_RULE", "PLACEMENT_RULE", "Tumbled", "tumble"]
+__all__ = [
+    "TUMBLE_METHODS", "REFLECTION_RULE", "PLACEMENT_RULE", "Tumbled", "check_shapes", "tumble",
+]
 
 TUMBLE_METHODS = ("fast", "scipy")
 REFLECTION_RULE = "m3x>=0,then cov(x,y)>=0"
@@ -132,6 +134,23 @@ def _tumble_scipy_one(pts: np.ndarray, box: float) -> tuple[np.ndarray, list[flo
     return out, [width, height, -lo[1], edge[0], edge[1], float(reflect)]
 
 
+def check_shapes(coords: np.ndarray, box: float) -> tuple[np.ndarray, float]:
+    """Validate shapes to place and the box: returns (coords as contiguous float64
+    (M, N, 2), box as float). Raises ValueError naming the bad value."""
+    if not isinstance(box, int | float | np.floating | np.integer) or not (
+        0 < float(box) < math.inf
+    ):
+        raise ValueError(f"box: must be a positive number, got {box!r}")
+    pos = np.asarray(coords, dtype=np.float64)
+    if pos.ndim == 2:
+        pos = pos[None]
+    if pos.ndim != 3 or pos.shape[2] != 2 or pos.shape[1] < 1:
+        raise ValueError(f"coords: expected shape (N, 2) or (M, N, 2), got {np.shape(coords)}")
+    if not np.all(np.isfinite(pos)):
+        raise ValueError("coords: contain NaN or inf")
+    return np.ascontiguousarray(pos), float(box)
+
+
 def tumble(coords: np.ndarray, box: float, method: str = "fast") -> Tumbled:
     """Rest configurations on the floor of the box (rules in the module docstring).
 
@@ -146,19 +165,7 @@ def tumble(coords: np.ndarray, box: float, method: str = "fast") -> Tumbled:
     """
     if method not in TUMBLE_METHODS:
         raise ValueError(f"method: unknown tumbler method {method!r} (fast or scipy)")
-    if not isinstance(box, int | float | np.floating | np.integer) or not (
-        0 < float(box) < math.inf
-    ):
-        raise ValueError(f"box: must be a positive number, got {box!r}")
-    box = float(box)
-    pos = np.asarray(coords, dtype=np.float64)
-    if pos.ndim == 2:
-        pos = pos[None]
-    if pos.ndim != 3 or pos.shape[2] != 2 or pos.shape[1] < 1:
-        raise ValueError(f"coords: expected shape (N, 2) or (M, N, 2), got {np.shape(coords)}")
-    if not np.all(np.isfinite(pos)):
-        raise ValueError("coords: contain NaN or inf")
-    pos = np.ascontiguousarray(pos)
+    pos, box = check_shapes(coords, box)
     m = pos.shape[0]
     out = np.empty_like(pos)
     info = np.empty((m, 6))
