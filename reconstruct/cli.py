@@ -53,11 +53,11 @@ from reconstruct.distances import (
     distance_matrices,
     symmetrize_distances,
 )
-from reconstruct.embedding import EMBED_METHODS, Embedding, embed_distances
+from reconstruct.embedding import EMBED_METHODS, Embedding
 from reconstruct.evaluation import evaluate_reconstruction
 from reconstruct.gram import GRAM_VARIANTS
-from reconstruct.pipeline import Reconstruction, write_reconstruction
-from reconstruct.placement import DEFAULT_N_ANGLES, DEFAULT_PLACEMENT, PLACEMENTS, place
+from reconstruct.pipeline import Reconstruction, reconstruct_configurations, write_reconstruction
+from reconstruct.placement import DEFAULT_N_ANGLES, DEFAULT_PLACEMENT, PLACEMENTS
 from reconstruct.tumbler import Tumbled
 
 __all__ = ["main", "build_parser", "run"]
@@ -302,17 +302,13 @@ def run(argv: list[str] | None = None) -> int:
     with bar:
         for s in range(0, m, args.batch_size):
             sl = slice(s, s + args.batch_size)
-            emb = embed_distances(matrices(sl), args.variant, args.reference_index,
-                                  method=args.method, rtol=np.inf)
-            placed = place(emb.coords, inp.box, args.placement,
-                           gamma=inp.gamma[sl] if have_gamma else None,
-                           temperature=inp.temperature, seed=args.seed,
-                           n_angles=args.n_angles, start=s)
-            params = ({"temperature": inp.temperature, "seed": args.seed,
-                       "n_angles": args.n_angles} if args.placement == "thermal" else
-                      {"n_angles": args.n_angles} if args.placement == "lowest" else {})
-            parts.append(Reconstruction(emb, placed, args.method, args.placement, params))
-            bar.update(emb.coords.shape[0])
+            rec = reconstruct_configurations(
+                matrices(sl), inp.box, args.variant, args.reference_index,
+                method=args.method, rtol=np.inf, placement=args.placement,
+                gamma=inp.gamma[sl] if have_gamma else None, temperature=inp.temperature,
+                seed=args.seed, n_angles=args.n_angles, start=s)
+            parts.append(rec)
+            bar.update(len(rec))
     rec = _concat(parts)
 
     if want_metrics:
