@@ -1,1 +1,4 @@
-"""ljvae package (to be filled by later issues)."""
+"""Pipelines built on mcsim, vae and reconstruct: :mod:`pipelines.anomaly` (the anomaly
+test, ``anomaly-test``), :mod:`pipelines.generate` (generation judged against Monte
+Carlo, ``generate``) and :mod:`pipelines.study` (``reproduce-study``: the whole study
+with cached stages and a report). See docs/architecture.md."""

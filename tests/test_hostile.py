@@ -28,14 +28,14 @@ import torch
 from mcsim.config import SimConfig
 from mcsim.io import DatasetError, read_dataset, write_dataset
 from mcsim.run import run_simulation
-from pipelines.anomaly_config import AnomalyConfig, AnomalyConfigError
+from pipelines.anomaly.config import AnomalyConfig, AnomalyConfigError
 from vae.checkpoint import CheckpointError, load_model
 from vae.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae.training import prepare_data, train
 
 REPO = Path(__file__).resolve().parents[1]
 MAINS = {"simulate": "mcsim.cli", "reconstruct": "reconstruct.cli", "train-vae": "vae.cli",
-         "anomaly-test": "pipelines.anomaly_cli", "generate": "pipelines.generate_cli",
+         "anomaly-test": "pipelines.anomaly.cli", "generate": "pipelines.generate.cli",
          "reproduce-study": "pipelines.reproduce"}
 TINY = "--no-progress --latent-dim 2 --channels 2 4 --hidden 8 4 --embed-dim 2 --pair-hidden 4"
 CK = "--checkpoint run/best.pt"

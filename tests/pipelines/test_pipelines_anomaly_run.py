@@ -14,7 +14,7 @@ import torch
 
 from mcsim import SimConfig, run_simulation
 from pipelines.anomaly import AnomalyConfig, make_anomaly_sets, run_anomaly_test
-from pipelines.anomaly_cli import main
+from pipelines.anomaly.cli import main
 from vae.config import ModelConfig, RunConfig, TrainConfig
 from vae.training import prepare_data, set_seed, train
 

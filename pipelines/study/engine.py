@@ -5,8 +5,9 @@ records of the stages it depends on) and explicit outputs (files in its own
 directory, and a JSON-able summary). :func:`run_stage` decides what to do:
 
 * the **cache key** is the SHA-256 of the stage's name, its parameters, a hash of
-  the code it runs (the stage function's source and the source files of the packages
-  it uses) and the keys of the stages it depends on;
+  the code it runs (the stage function's source and the source files of every project
+  module its module imports, directly or not: :func:`imported_modules`) and the keys
+  of the stages it depends on;
 * ``<dir>/stage.json`` (key, parameters, timings, summary, figures) is written
   **last**, atomically: a stage whose ``stage.json`` holds the current key is
   skipped ("cached");
@@ -42,6 +43,7 @@ __all__ = [
     "StageRecord",
     "cache_key",
     "code_hash",
+    "imported_modules",
     "jsonable",
     "read_record",
     "run_stage",
@@ -50,7 +52,7 @@ __all__ = [
 
 STAGE_FILE = "stage.json"
 RUNNING_FILE = ".running.json"
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 
 
 def jsonable(obj: Any) -> Any:
@@ -86,18 +88,73 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 _CODE_CACHE: dict[str, str] = {}
+#: the project's own packages: the code a stage imports from these enters its key
+PROJECT_PACKAGES = ("mcsim", "vae", "reconstruct", "pipelines")
+_IMPORTS: dict[str, tuple[str, ...]] = {}
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of project module ``name`` (a package's ``__init__.py``)."""
+    if name.split(".")[0] not in PROJECT_PACKAGES:
+        return None
+    base = _REPO.joinpath(*name.split("."))
+    for f in (base.with_suffix(".py"), base / "__init__.py"):
+        if f.is_file():
+            return f
+    return None
+
+
+def _direct_imports(name: str) -> tuple[str, ...]:
+    """Project modules that module ``name`` imports anywhere in its source (also inside
+    functions), with the packages above each (importing ``a.b`` runs ``a/__init__``)."""
+    if name not in _IMPORTS:
+        import ast
+
+        f = _module_file(name)
+        found: set[str] = set()
+        if f is not None:
+            pkg = name if f.name == "__init__.py" else name.rpartition(".")[0]
+            for node in ast.walk(ast.parse(f.read_bytes())):
+                if isinstance(node, ast.Import):
+                    found.update(a.name for a in node.names)
+                elif isinstance(node, ast.ImportFrom):
+                    if node.level:
+                        parts = pkg.split(".")
+                        base = ".".join(parts[:len(parts) - node.level + 1])
+                        mod = f"{base}.{node.module}" if node.module else base
+                    else:
+                        mod = node.module or ""
+                    found.add(mod)
+                    found.update(f"{mod}.{a.name}" for a in node.names)  # submodules
+        out = set()
+        for m in found:
+            parts = m.split(".")
+            for i in range(1, len(parts) + 1):
+                sub = ".".join(parts[:i])
+                if _module_file(sub) is not None:
+                    out.add(sub)
+        out.discard(name)
+        _IMPORTS[name] = tuple(sorted(out))
+    return _IMPORTS[name]
+
+
+def imported_modules(module: str) -> list[str]:
+    """``module`` and every project module it imports, directly or not (sorted)."""
+    seen, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m in seen or _module_file(m) is None:
+            continue
+        seen.add(m)
+        todo.extend(_direct_imports(m))
+    return sorted(seen)
 
 
 def _package_hash(name: str) -> str:
     if name not in _CODE_CACHE:
         h = hashlib.sha256()
         p = _REPO / name
-        if "*" in name:
-            files = sorted(_REPO.glob(name))
-        elif p.is_dir():
-            files = sorted(p.rglob("*.py"))
-        else:
-            files = [p]
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
         for f in files:
             if f.is_file():
                 h.update(str(f.relative_to(_REPO)).encode())
@@ -106,11 +163,11 @@ def _package_hash(name: str) -> str:
     return _CODE_CACHE[name]
 
 
-def code_hash(func: Callable, packages: Sequence[str]) -> str:
-    """Hash of a stage function's source and of the ``.py`` files of ``packages``
-    (directories, files or glob patterns relative to the repository root, e.g.
-    ``"mcsim"``, ``"pipelines/stages.py"``, ``"pipelines/anomaly*.py"``; a missing
-    file hashes as absent), plus the ljvae version."""
+def code_hash(func: Callable, packages: Sequence[str] = ()) -> str:
+    """Hash of the code a stage runs: the source files of the module that defines
+    ``func`` and of every project module it imports, directly or not
+    (:func:`imported_modules`), plus ``func``'s own source, the ljvae version and any
+    extra ``packages`` (directories or files relative to the repository root)."""
     from mcsim.io import package_version
 
     h = hashlib.sha256(package_version().encode())
@@ -118,6 +175,10 @@ def code_hash(func: Callable, packages: Sequence[str]) -> str:
         h.update(inspect.getsource(func).encode())
     except (OSError, TypeError):
         h.update(func.__qualname__.encode())
+    for mod in imported_modules(getattr(func, "__module__", "") or ""):
+        f = _module_file(mod)
+        h.update(str(f.relative_to(_REPO)).encode())
+        h.update(_package_hash(str(f.relative_to(_REPO))).encode())
     for name in packages:
         h.update(name.encode())
         h.update(_package_hash(name).encode())
@@ -208,8 +269,11 @@ class Stage:
         func: ``func(ctx) -> summary dict``.
         params: ``params(config) -> dict``: the parameters that define its output.
         deps: names of the stages whose outputs it reads.
-        packages: code its output depends on (for the cache key).
+        packages: extra code its output depends on (directories or files; the
+            modules its own module imports always count, see :func:`code_hash`).
         title: one line for the banner.
+        heading: its section title in the report (default: the name).
+        order: its place in the study (stages run in this order).
     """
 
     name: str
@@ -218,6 +282,8 @@ class Stage:
     deps: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
     title: str = ""
+    heading: str = ""
+    order: int = 0
 
 
 def _now() -> str:

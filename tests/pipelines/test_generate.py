@@ -29,7 +29,7 @@ from pipelines.generate import (
     training_latents,
     write_generated,
 )
-from pipelines.generate_cli import main
+from pipelines.generate.cli import main
 from vae.checkpoint import load_model
 from vae.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae.priors import PRIORS, PriorError

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pipelines.anomaly_config import AnomalyConfig, AnomalyConfigError
-from pipelines.anomaly_imputation import edm_complete, masked_rmse
-from pipelines.anomaly_metrics import (
+from pipelines.anomaly.config import AnomalyConfig, AnomalyConfigError
+from pipelines.anomaly.imputation import edm_complete, masked_rmse
+from pipelines.anomaly.metrics import (
     _weighted_auc,
     auc_with_ci,
     bootstrap_auc,
@@ -20,7 +20,7 @@ from pipelines.anomaly_metrics import (
     roc_curve,
     threshold_at_fpr,
 )
-from pipelines.anomaly_sets import apply_mask, block_mask, corrupt_positions, random_pair_masks
+from pipelines.anomaly.sets import apply_mask, block_mask, corrupt_positions, random_pair_masks
 
 L = 10.0
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.reproduce_stages import cutoff_value, data_file
-from pipelines.stages import StageContext
+from pipelines.study.common import cutoff_value, data_file
+from pipelines.study.engine import Stage, StageContext
 
 __all__ = ["params_reconstruct", "stage_reconstruct", "energy_skipping_close_pairs",
            "OVERLAP_SIGMA", "STUDY_R_SKIP"]
@@ -286,3 +286,8 @@ def _figure_profiles(ctx: StageContext, profiles, gs) -> None:
     fig.suptitle("Height profile ρ(y): original vs reconstructed from VAE output", fontsize=10)
     _save(fig, ctx.dir / "profiles.png")
     ctx.figures.append("profiles.png")
+
+
+STAGE = Stage("reconstruct", stage_reconstruct, params_reconstruct, ("data", "train"),
+              title="reconstruction of VAE outputs", heading="Reconstruction of VAE outputs",
+              order=60)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mcsim.reference import EquilibriumReference, equilibration_verdict
-from pipelines.profiles import ConfigKeyError, merge_overrides, profile_config
-from pipelines.reproduce_stages import _warn_verdicts, params_data
+from pipelines.study.profiles import ConfigKeyError, merge_overrides, profile_config
+from pipelines.study.stages.data import _warn_verdicts, params_data
 
 
 def _reference(e_mean: float) -> EquilibriumReference:

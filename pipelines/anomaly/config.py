@@ -241,7 +241,7 @@ class AnomalyConfig:
                       f"an N={n_particles} matrix", [size, off])
         if "corrupted" in self.sets and self.corrupt_k > n_particles:
             _fail("corrupt_k", f"must not exceed N={n_particles}", self.corrupt_k)
-        from pipelines.anomaly_sets import mc_set_config  # here: it imports this module
+        from pipelines.anomaly.sets import mc_set_config  # here: it imports this module
 
         for kind in ("unseen-gamma", "fake-potential", "uniform"):  # the MC sets, now
             for g in (self.unseen_gammas if kind == "unseen-gamma" else (None,)):

@@ -15,7 +15,7 @@ lists every parameter of the run:
   ``epochs`` and ``max_per_gamma`` replaced);
 * ``latent``: latent analysis options;
 * ``reconstruct``: reconstruction of decoded test matrices and its statistics;
-* ``anomaly``: the fields of :class:`pipelines.anomaly_config.AnomalyConfig` (``n``
+* ``anomaly``: the fields of :class:`pipelines.anomaly.config.AnomalyConfig` (``n``
   configurations per anomaly set, scores, bootstrap, ...), validated by that class;
   its physics (temperature, potential, cutoff, sweeps, delta) follows ``system`` and
   ``data`` unless the file sets it;

@@ -39,7 +39,7 @@ from mcsim.clitools import (
     removed_on_error,
     run_cli,
 )
-from pipelines.anomaly_config import SET_KINDS, STEP_UNITS, AnomalyConfig
+from pipelines.anomaly.config import SET_KINDS, STEP_UNITS, AnomalyConfig
 from vae.checkpoint import latest_checkpoint
 
 __all__ = ["build_parser", "config_from_args", "main"]

@@ -307,7 +307,7 @@ def _main(argv: list[str] | None = None) -> int:
 def _potential(trained):
     """The training potential from the data files (None if unreadable)."""
     from mcsim.io import DatasetError
-    from pipelines.generate import _sim_configs
+    from pipelines.generate.latents import _sim_configs
 
     try:
         sims = _sim_configs(list(trained.info.files))

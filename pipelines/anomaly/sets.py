@@ -123,7 +123,7 @@ def mc_set_config(kind: str, cfg, *, n_particles: int, box: float, n: int,
             ``fake-potential`` (``cfg.fake_potential`` at ``cfg.fake_gamma``,
             ``cfg.fake_sweeps``) or ``uniform`` (protocol ``uniform``, gamma 0: the
             field only enters the stored energy, which the test recomputes).
-        cfg: the :class:`pipelines.anomaly_config.AnomalyConfig`.
+        cfg: the :class:`pipelines.anomaly.config.AnomalyConfig`.
     """
     base = dict(n_particles=n_particles, box=float(box), temperature=cfg.temperature,
                 delta=cfg.delta, n_samples=n, seed=cfg.seed, protocol="independent")

@@ -1,28 +1,5 @@
-"""The anomaly test: can a trained VAE tell in-distribution configurations from
-anomalies, how much better than baselines that use no VAE, and how well does it fill in
-missing data? (Seed 002 chapter 4, made quantitative.)
-
-    cfg = AnomalyConfig(sets=("uniform", "corrupted"), n=1000)
-    summary = run_anomaly_test("runs/default/best.pt", "runs/default/anomaly", cfg,
-                               data_dir="runs/default/anomaly_data")
-    print(summary["table_md"])
-
-Data:
-
-* in distribution: the checkpoint's own data files and split. The *test* split gives
-  the negatives of every ROC; the *validation* split fixes each score's threshold at
-  ``fpr`` (1 %) false positives; the *training* split (a random subset of at most
-  ``fit_max`` configurations) fits every score model (Mahalanobis, one-class SVM,
-  PCA, isolation forest, energy reference). Nothing is fitted on test data.
-* anomalies (:mod:`pipelines.anomaly_config`): MC sets generated with mcsim into
-  ``data_dir`` and reused on later runs (:func:`make_anomaly_sets`); corrupted and
-  missing-data sets derived from ``n`` random test configurations.
-
-Scores: :mod:`pipelines.anomaly_scores`. Metrics (ROC AUC with a stratified bootstrap
-CI, detection rate at the validation threshold, actual test FPR):
-:mod:`pipelines.anomaly_metrics`. Imputation (VAE vs mean matrix vs EDM completion):
-:mod:`pipelines.anomaly_imputation`. Figures: :mod:`pipelines.anomaly_plots`.
-"""
+"""The whole anomaly test (:func:`run_anomaly_test`): data, scores, metrics, imputation,
+figures, report."""
 
 from __future__ import annotations
 
@@ -31,7 +8,6 @@ import json
 import math
 import os
 import shutil
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,15 +18,26 @@ from tqdm.auto import tqdm
 
 from mcsim.clitools import UserError
 from mcsim.io import package_version
-from pipelines.anomaly_config import MC_KINDS, SET_KINDS, AnomalyConfig, AnomalyConfigError
-from pipelines.anomaly_imputation import IMPUTE_METHODS, edm_complete, masked_rmse
-from pipelines.anomaly_metrics import (
+from pipelines.anomaly.config import MC_KINDS, AnomalyConfig
+from pipelines.anomaly.datasets import (
+    _KEY_BOOT,
+    _KEY_CORRUPT,
+    _KEY_FIT,
+    _KEY_MASK,
+    _KEY_SUBSET,
+    AnomalySpec,
+    _seed,
+    expand_sets,
+    make_anomaly_sets,
+)
+from pipelines.anomaly.imputation import IMPUTE_METHODS, edm_complete, masked_rmse
+from pipelines.anomaly.metrics import (
     auc_with_ci,
     detection_rate,
     threshold_at_fpr,
 )
-from pipelines.anomaly_scores import (
-    SCORE_LABELS,
+from pipelines.anomaly.report import _SCORE_DEFS, _imputation_table, _markdown, markdown_table
+from pipelines.anomaly.scores import (
     SCORES,
     EnergyReference,
     ScoreModels,
@@ -59,133 +46,13 @@ from pipelines.anomaly_scores import (
     vae_pass,
     vae_scores,
 )
-from pipelines.anomaly_sets import (
+from pipelines.anomaly.sets import (
     apply_mask,
     block_mask,
     corrupt_positions,
-    generate_mc_set,
     load_mc_set,
-    mc_set_config,
     random_pair_masks,
 )
-
-__all__ = [
-    "AnomalyConfig",
-    "AnomalyConfigError",
-    "SET_KINDS",
-    "SCORES",
-    "AnomalySpec",
-    "expand_sets",
-    "make_anomaly_sets",
-    "run_anomaly_test",
-    "markdown_table",
-]
-
-# seed-sequence spawn keys, one per use of randomness
-_KEY_CORRUPT, _KEY_MASK, _KEY_SUBSET, _KEY_FIT, _KEY_BOOT = 1, 2, 3, 4, 5
-
-
-def _seed(cfg: AnomalyConfig, *key: int | str) -> np.random.SeedSequence:
-    """The seed of one use of randomness; string parts (set and score names) enter by
-    their CRC-32, so a set's masks and bootstrap do not depend on which other sets run."""
-    parts = tuple(zlib.crc32(k.encode()) if isinstance(k, str) else k for k in key)
-    return np.random.SeedSequence(cfg.seed, spawn_key=parts)
-
-
-@dataclass(frozen=True)
-class AnomalySpec:
-    """One concrete anomaly set (a table row).
-
-    Attributes:
-        name: label, e.g. ``gamma=3``, ``corrupt K=4``, ``blackout 10x10@8``.
-        kind: its kind (:data:`SET_KINDS`).
-        param: gamma (unseen-gamma), (size, offset) (blackout), fraction (random-mask).
-        description: one sentence for the report.
-    """
-
-    name: str
-    kind: str
-    param: Any = None
-    description: str = ""
-
-
-def expand_sets(cfg: AnomalyConfig, box: float = 10.0) -> list[AnomalySpec]:
-    """The concrete sets of ``cfg``, in table order (kinds in :data:`SET_KINDS` order)."""
-    out: list[AnomalySpec] = []
-    for kind in SET_KINDS:
-        if kind not in cfg.sets:
-            continue
-        if kind == "unseen-gamma":
-            for g in cfg.unseen_gammas:
-                out.append(AnomalySpec(
-                    f"gamma={g:g}", kind, float(g),
-                    f"MC at unseen gamma = {g:g}, training potential {cfg.potential} "
-                    f"(cutoff {cfg.cutoff}), {cfg.sweeps} sweeps from a uniform start"))
-        elif kind == "fake-potential":
-            out.append(AnomalySpec(
-                f"fake {cfg.fake_potential}", kind, None,
-                f"MC with the fake potential {cfg.fake_potential} (cutoff "
-                f"{cfg.fake_cutoff}) at gamma = {cfg.fake_gamma:g}, {cfg.fake_sweeps} sweeps"))
-        elif kind == "uniform":
-            out.append(AnomalySpec("uniform", kind, None,
-                                   "uniform random positions in the box (no MC)"))
-        elif kind == "corrupted":
-            out.append(AnomalySpec(
-                f"corrupt K={cfg.corrupt_k}", kind, None,
-                f"{cfg.corrupt_k} random particles of a test configuration moved by "
-                f"U(0, {cfg.corrupt_step:g}) {cfg.corrupt_unit} units "
-                f"(<= {cfg.step_sigma(box):.3g} sigma) in a random direction, "
-                "reflected at the walls"))
-        elif kind == "blackout":
-            for size, off in cfg.blackout_blocks:
-                out.append(AnomalySpec(
-                    f"blackout {size}x{size}@{off}", kind, (size, off),
-                    f"sorted distance matrix of a test configuration with rows/columns "
-                    f"{off}..{off + size - 1} zeroed"))
-        elif kind == "random-mask":
-            for f in cfg.mask_fractions:
-                out.append(AnomalySpec(
-                    f"mask {100 * f:g}%", kind, float(f),
-                    f"{100 * f:g} % of the particle pairs of a test matrix zeroed at random"))
-    return out
-
-
-# -- MC anomaly sets -------------------------------------------------------------------
-
-def _mc_configs(cfg: AnomalyConfig, n_particles: int, box: float, n: int):
-    for spec in expand_sets(cfg, box):
-        if spec.kind in MC_KINDS:
-            yield spec, mc_set_config(spec.kind, cfg, n_particles=n_particles, box=box, n=n,
-                                      gamma=spec.param)
-
-
-def make_anomaly_sets(cfg: AnomalyConfig, data_dir: Path, *, n_particles: int, box: float,
-                      n: int | None = None, progress: bool = True,
-                      n_threads: int | None = None) -> dict[str, Path]:
-    """Generate (or reuse) the MC anomaly datasets of ``cfg`` as mcsim files.
-
-    Args:
-        cfg: the test settings (kinds unseen-gamma, fake-potential, uniform).
-        data_dir: folder of the set files (created if missing).
-        n_particles, box: N and L of the model's training data.
-        n: samples per set (default ``cfg.n``).
-        progress: tqdm bars while simulating.
-        n_threads: numba threads (does not change the output).
-
-    Returns:
-        Set name (:func:`expand_sets`) -> file. A file with the same parameters and at
-        least n samples is reused; an interrupted generation resumes.
-    """
-    n = cfg.n if n is None else int(n)
-    out: dict[str, Path] = {}
-    for spec, sim in _mc_configs(cfg, n_particles, box, n):
-        path, reused = generate_mc_set(sim, Path(data_dir), progress=progress,
-                                       n_threads=n_threads)
-        if progress:
-            tqdm.write(f"anomaly set {spec.name}: {'reused' if reused else 'wrote'} {path}")
-        out[spec.name] = path
-    return out
-
 
 # -- in-distribution data --------------------------------------------------------------
 
@@ -306,107 +173,6 @@ def _usable(scores: dict[str, np.ndarray]) -> list[str]:
     return [k for k in SCORES if not np.any(np.isnan(scores[k]))]
 
 
-# -- report ----------------------------------------------------------------------------
-
-def markdown_table(results: dict[str, dict[str, dict[str, float]]], scores: list[str],
-                   fpr_test: dict[str, float] | None = None, fpr: float = 0.01) -> str:
-    """Rows = sets, columns = scores; cells ``AUC [lo, hi] / TPR`` (TPR at the threshold
-    that gives ``fpr`` false positives on validation data). The best AUC per row is bold.
-    """
-    head = "| set | " + " | ".join(SCORE_LABELS.get(s, s) for s in scores) + " |"
-    lines = [head, "|---|" + "---|" * len(scores)]
-    for name, row in results.items():
-        best = max((row[s]["auc"] for s in scores if s in row), default=math.nan)
-        cells = []
-        for s in scores:
-            r = row.get(s)
-            if r is None:
-                cells.append("n/a")
-                continue
-            ci = "" if math.isnan(r["lo"]) else f" [{r['lo']:.3f}, {r['hi']:.3f}]"
-            txt = f"{r['auc']:.3f}{ci} / {r['tpr']:.2f}"
-            cells.append(f"**{txt}**" if r["auc"] == best else txt)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if fpr_test:
-        lines.append(f"| *FPR on test (target {100 * fpr:g} %)* | "
-                     + " | ".join(f"{100 * fpr_test[s]:.2f} %" for s in scores) + " |")
-    return "\n".join(lines)
-
-
-def _imputation_table(imp: dict[str, dict[str, Any]]) -> str:
-    lines = ["| mask | n | VAE | mean matrix | EDM completion | EDM exact (< 1e-3 σ) |",
-             "|---|---|---|---|---|---|"]
-    for name, r in imp.items():
-        cells = []
-        for m in IMPUTE_METHODS:
-            v = r["rmse_sigma"][m]
-            cells.append("n/a" if v is None else f"{v:.3f}")
-        exact = f"{100 * r['edm_exact_fraction']:.1f} %" if r["rmse_sigma"]["edm"] is not None \
-            else "n/a"
-        lines.append(f"| {name} | {r['n']} | " + " | ".join(cells) + f" | {exact} |")
-    return "\n".join(lines)
-
-
-def _markdown(summary: dict[str, Any]) -> str:
-    cfg = summary["config"]
-    m = summary["model"]
-    lines = [
-        "# Anomaly test",
-        "",
-        f"Checkpoint `{summary['checkpoint']}` (epoch {m['epoch']}, {m['arch']}, latent "
-        f"{m['latent_dim']}). In distribution: test split ({summary['data']['n_test']} "
-        f"configurations, the ROC negatives); thresholds at {100 * cfg['fpr']:g} % FPR on "
-        f"the validation split ({summary['data']['n_val']}); score models fitted on "
-        f"{summary['data']['n_fit']} training configurations. Seed {cfg['seed']}.",
-        "",
-        "Cells: ROC AUC [bootstrap "
-        f"{100 * cfg['ci']:g} % CI, {cfg['bootstrap']} resamples] / detection rate at the "
-        "validation threshold. Bold: best AUC of the row. AUC 0.5 = chance.",
-        "",
-        summary["table_md"],
-        "",
-        "## Sets",
-        "",
-    ]
-    for name, s in summary["sets"].items():
-        lines.append(f"* **{name}** ({s['n']}): {s['description']}.")
-    lines += ["", "## Scores", ""]
-    for k, v in summary["score_definitions"].items():
-        lines.append(f"* **{SCORE_LABELS[k]}** (`{k}`): {v}")
-    if summary.get("imputation"):
-        lines += ["", "## Imputation of missing entries", "",
-                  "RMSE inside the mask (off-diagonal masked entries), sigma. VAE: its "
-                  "reconstruction of the masked input; mean matrix: training mean; EDM: "
-                  "2D distance-matrix completion from the known entries (weighted SMACOF, "
-                  "no learning; n/a when no entry of some particle is known).", "",
-                  summary["imputation_md"]]
-    if summary.get("warnings"):
-        lines += ["", "## Warnings", ""] + [f"* {w}" for w in summary["warnings"]]
-    if summary.get("figures"):
-        lines += ["", "## Figures", ""]
-        lines += [f"![{Path(f).stem}]({Path(f).name})" for f in summary["figures"]]
-    return "\n".join(lines) + "\n"
-
-
-_SCORE_DEFS = {
-    "mse": "mean squared error between the input matrix and decode(mu_z), input units "
-           "(normalised distances); the study's score.",
-    "neg_elbo": "-ELBO in nats with the Gaussian decoder variance implied by the training "
-                "loss, s^2 = b P / (2 a D), at z = mu_z: SSE/(2 s^2) + P/2 log(2 pi s^2) "
-                "+ KL.",
-    "kl": "KL(q(z|x) || N(0, I)) summed over latent dimensions, nats.",
-    "mahalanobis": "Mahalanobis distance of mu_z from the training latent means.",
-    "ocsvm": "minus the decision function of a one-class SVM (RBF) on training latent "
-             "means.",
-    "pca": "PCA reconstruction error of the flattened sorted distance matrix (training "
-           "PCA, no VAE).",
-    "iforest": "isolation-forest anomaly score of the flattened matrix (no VAE).",
-    "energy": "min over training gammas g of |U_g(x) - <U_g>| / sd(U_g), U_g the energy "
-              "under the training potential with field g (positions only, no VAE).",
-}
-
-
-#: every file a run may write; those a new run does not write are removed from out_dir
 OUTPUT_FILES = ("anomaly.json", "anomaly.md", "scores.npz", "mse_hist.png", "latent_pca.png",
                 "roc.png", "auc_heatmap.png", "imputation.png")
 
@@ -581,7 +347,7 @@ def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, fi
     }
     with _staging(out_dir) as tmp:
         if figures:
-            from pipelines import anomaly_plots as P
+            from pipelines.anomaly import plots as P
 
             names = P.write_figures(tmp, s_test=s_test, gamma_test=ind.gamma[test_idx],
                                     mu_test=vp_test.mu_z, sets=sets, scores=scores,

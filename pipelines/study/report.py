@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.stages import StageContext, StageRecord, write_json
+from pipelines.study.engine import StageContext, StageRecord, write_json
 
 __all__ = ["STUDY", "params_report", "stage_report", "key_numbers", "render_markdown",
            "render_html", "figure_paths"]
@@ -45,18 +45,6 @@ STUDY = {
     "anomaly": "judged by eye from MSE histograms",
     "generate": "\"no apparent pattern\"; not measured",
 }
-
-STAGE_TITLES = {
-    "data": "Monte Carlo data",
-    "anomaly_data": "Anomaly sets",
-    "train": "VAE training",
-    "sweep": "Latent dimension × λ sweep",
-    "latent": "Latent space",
-    "reconstruct": "Reconstruction of VAE outputs",
-    "anomaly": "Anomaly detection",
-    "generate": "Generation",
-}
-
 
 def params_report(cfg: dict[str, Any]) -> dict[str, Any]:
     """The whole resolved configuration and the stages that failed (``_meta``: what
@@ -294,9 +282,9 @@ def figure_paths(recs: dict[str, StageRecord], root: Path) -> list[Path]:
     return out
 
 
-def _stage_blocks(name: str, rec: StageRecord | None, failed: dict[str, str],
+def _stage_blocks(name: str, heading: str, rec: StageRecord | None, failed: dict[str, str],
                   root: Path) -> list[Block]:
-    blocks: list[Block] = [("h", 2, STAGE_TITLES.get(name, name))]
+    blocks: list[Block] = [("h", 2, heading or name)]
     if rec is None:
         blocks.append(("p", f"**Not available:** {failed.get(name, 'stage not run')}"))
         return blocks
@@ -464,8 +452,11 @@ def build_blocks(recs: dict[str, StageRecord], failed: dict[str, str],
         ("h", 2, "Stages"),
         ("table", ["stage", "status", "time (s)", "cache key"], timings),
     ]
-    for name in STAGE_TITLES:
-        blocks.extend(_stage_blocks(name, recs.get(name), failed, root))
+    # the study's stages in order, with their report headings (from the stage registry,
+    # passed in by the orchestrator)
+    headings = meta.get("headings") or {n: n for n in [*recs, *failed]}
+    for name, heading in headings.items():
+        blocks.extend(_stage_blocks(name, heading, recs.get(name), failed, root))
     blocks.append(("h", 2, "Resolved configuration"))
     blocks.append(("p", "Also saved as `config.resolved.json` next to this report; pass "
                         "a TOML file with `--config` to change any key."))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.anomaly_metrics import roc_auc, roc_curve
-from pipelines.anomaly_scores import SCORE_LABELS
+from pipelines.anomaly.metrics import roc_auc, roc_curve
+from pipelines.anomaly.scores import SCORE_LABELS
 
 __all__ = [
     "plot_score_hist",

@@ -1,0 +1,37 @@
+"""The stages of ``reproduce-study``, one module each; this package is their registry.
+
+A stage module defines ``STAGE``, a :class:`pipelines.study.engine.Stage` (name,
+function, parameters of its cache key, dependencies, banner title, report heading and
+its place in the study, ``order``). :data:`STAGES` holds every module's ``STAGE`` in
+that order: adding a stage is one new module here (plus its test); its code enters its
+cache key through the modules it imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from pipelines.study.engine import Stage
+
+__all__ = ["STAGES", "NAMES", "by_name"]
+
+
+def _discover() -> tuple[Stage, ...]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        stage = getattr(mod, "STAGE", None)
+        if isinstance(stage, Stage):
+            found.append(stage)
+    return tuple(sorted(found, key=lambda s: (s.order, s.name)))
+
+
+#: every stage of the study, in the order they run
+STAGES: tuple[Stage, ...] = _discover()
+NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+
+
+def by_name(name: str) -> Stage:
+    """The registered stage called ``name``."""
+    return {s.name: s for s in STAGES}[name]
