@@ -27,8 +27,6 @@ __all__ = [
     "REPRESENTATIONS",
     "SORT_KEYS",
     "SCALINGS",
-    "ARCHS",
-    "DEFAULT_ARCH",
     "LOSS_FORMS",
     "LR_SCHEDULES",
     "DataConfig",
@@ -45,18 +43,35 @@ REPRESENTATIONS = ("distance", "coords", "grid")
 SORT_KEYS = ("corner", "height", "com", "none")
 #: Length scalings: divide by L*sqrt(2) (the study's), by L, or keep sigma units.
 SCALINGS = ("study", "box", "none")
-#: Architectures: default pair-decoder VAE, conv VAE, the study's conv VAE, fully connected
-#: baseline, the physical VAE whose decoder places particles (vae.physical).
-ARCHS = ("pair", "conv", "study", "fc", "coord", "pair2d")
 #: Loss forms: ``lambda``: recon + w KL (study); ``beta``: (1 - w) recon + w KL.
 LOSS_FORMS = ("lambda", "beta")
 #: Learning-rate schedules.
 LR_SCHEDULES = ("none", "plateau", "cosine")
-#: Which architectures accept which representation.
-_ARCH_FOR = {"distance": ("pair", "conv", "study", "fc", "coord", "pair2d"), "coords": ("fc",),
-             "grid": ("conv", "fc")}
-#: The architecture each representation gets when none is named (``train-vae``).
-DEFAULT_ARCH = {"distance": "pair", "coords": "fc", "grid": "conv"}
+
+
+def _architectures():
+    """The architecture registry (:data:`vae.models.ARCHITECTURES`), imported on first use
+    so that this module does not import torch."""
+    from vae.models import ARCHITECTURES
+
+    return ARCHITECTURES
+
+
+def _arch_for(representation: str) -> tuple[str, ...]:
+    """The architectures that take ``representation``."""
+    return tuple(a.name for a in _architectures().values()
+                 if representation in a.representations)
+
+
+def __getattr__(name: str):
+    # ARCHS: every architecture (vae.models, one module each: the default pair-decoder
+    # VAE, conv VAE, the study's conv VAE, fully connected baseline, the physical VAEs);
+    # DEFAULT_ARCH: the architecture each representation gets when none is named.
+    if name == "ARCHS":
+        return tuple(_architectures())
+    if name == "DEFAULT_ARCH":
+        return {rep: a.name for a in _architectures().values() for rep in a.default_for}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ConfigError(UserError, ValueError):
@@ -205,12 +220,14 @@ class ModelConfig:
     decoder_gamma: bool = False
 
     def __post_init__(self) -> None:
-        _check_choice("model.arch", self.arch, ARCHS)
+        archs = _architectures()
+        _check_choice("model.arch", self.arch, tuple(archs))
         if not isinstance(self.decoder_gamma, bool):
             _fail("model.decoder_gamma", "must be true or false", self.decoder_gamma)
-        if self.decoder_gamma and self.arch not in ("coord", "pair2d"):
-            _fail("model.decoder_gamma", "only the coord and pair2d archs take gamma",
-                  self.arch)
+        gamma_archs = [a.name for a in archs.values() if a.takes_gamma]
+        if self.decoder_gamma and self.arch not in gamma_archs:
+            _fail("model.decoder_gamma", f"only the {' and '.join(gamma_archs)} archs take "
+                  "gamma", self.arch)
         _check_int("model.latent_dim", self.latent_dim, 1, MAX_SIZE)
         self.channels = _tuple_of_ints("model.channels", self.channels)
         self.hidden = _tuple_of_ints("model.hidden", self.hidden)
@@ -319,7 +336,7 @@ class RunConfig:
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name}: must be a {cls.__name__}, got "
                                   f"{type(getattr(self, name)).__name__}")
-        ok = _ARCH_FOR[self.data.representation]
+        ok = _arch_for(self.data.representation)
         if self.model.arch not in ok:
             raise ConfigError(f"model.arch: {self.model.arch!r} does not take the "
                               f"{self.data.representation!r} representation (use "

@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vae.models import VAE, PairVAE, VAEOutput, _conv_encoder, _down_sizes, _mlp
+from vae.models.base import VAE, VAEOutput, _conv_encoder, _down_sizes, _mlp
+from vae.models.pair import PairVAE
 
 __all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_matrix",
            "overlap_penalty", "row_chamfer", "sorted_rows"]

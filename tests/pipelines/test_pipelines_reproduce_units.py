@@ -9,10 +9,10 @@ import pytest
 
 from mcsim.clitools import UserError
 from mcsim.potentials import Potential, total_energy
+from pipelines.study.engine import STAGE_FILE, Stage, read_record, run_stage
 from pipelines.study.profiles import ConfigKeyError, load_overrides, resolve_config
 from pipelines.study.report import render_html, render_markdown
 from pipelines.study.stages.reconstruct import energy_skipping_close_pairs
-from pipelines.study.engine import STAGE_FILE, Stage, read_record, run_stage
 
 # ---------------------------------------------------------------- toy stages
 
@@ -236,8 +236,8 @@ def test_both_profiles_validate_and_fill_the_external_sections():
 
 
 def test_module_markdown_loses_its_title_and_figure_links(tmp_path):
-    from pipelines.study.report import _module_markdown
     from pipelines.study.engine import StageRecord
+    from pipelines.study.report import _module_markdown
 
     d = tmp_path / "anomaly"
     d.mkdir()
