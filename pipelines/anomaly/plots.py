@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.anomaly.metrics import roc_auc, roc_curve
-from pipelines.anomaly.scores import SCORE_LABELS
+from pipelines.anomaly.scores import SCORE_INFO, SCORE_LABELS
 
 __all__ = [
     "plot_score_hist",
@@ -31,10 +31,7 @@ __all__ = [
     "write_figures",
 ]
 
-_SCORE_COLORS = {
-    "mse": "#1f77b4", "neg_elbo": "#17becf", "kl": "#9467bd", "mahalanobis": "#e377c2",
-    "ocsvm": "#8c564b", "pca": "#ff7f0e", "iforest": "#bcbd22", "energy": "#d62728",
-}
+_SCORE_COLORS = {s.name: s.color for s in SCORE_INFO.values()}
 
 
 def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.4, 2.9)):

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipelines.anomaly.imputation import IMPUTE_METHODS
 from pipelines.anomaly.scores import (
+    SCORE_INFO,
     SCORE_LABELS,
 )
 
@@ -93,22 +94,8 @@ def _markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-_SCORE_DEFS = {
-    "mse": "mean squared error between the input matrix and decode(mu_z), input units "
-           "(normalised distances); the study's score.",
-    "neg_elbo": "-ELBO in nats with the Gaussian decoder variance implied by the training "
-                "loss, s^2 = b P / (2 a D), at z = mu_z: SSE/(2 s^2) + P/2 log(2 pi s^2) "
-                "+ KL.",
-    "kl": "KL(q(z|x) || N(0, I)) summed over latent dimensions, nats.",
-    "mahalanobis": "Mahalanobis distance of mu_z from the training latent means.",
-    "ocsvm": "minus the decision function of a one-class SVM (RBF) on training latent "
-             "means.",
-    "pca": "PCA reconstruction error of the flattened sorted distance matrix (training "
-           "PCA, no VAE).",
-    "iforest": "isolation-forest anomaly score of the flattened matrix (no VAE).",
-    "energy": "min over training gammas g of |U_g(x) - <U_g>| / sd(U_g), U_g the energy "
-              "under the training potential with field g (positions only, no VAE).",
-}
+#: what each score is (from the score registry, pipelines.anomaly.scores.SCORE_INFO)
+_SCORE_DEFS = {s.name: s.description for s in SCORE_INFO.values()}
 
 
 #: every file a run may write; those a new run does not write are removed from out_dir

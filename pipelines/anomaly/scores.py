@@ -51,6 +51,8 @@ from vae.loss import kl_weight
 
 __all__ = [
     "SCORES",
+    "SCORE_INFO",
+    "Score",
     "SCORE_LABELS",
     "VAEPass",
     "vae_pass",
@@ -61,13 +63,51 @@ __all__ = [
     "EnergyReference",
 ]
 
+@dataclass(frozen=True)
+class Score:
+    """Everything about one anomaly score (an entry of :data:`SCORE_INFO`).
+
+    Attributes:
+        name: its key (``anomaly.scores``, tables, ``scores.npz``).
+        label: short label for tables and figures.
+        color: its colour in figures.
+        description: what it is, for the report.
+    """
+
+    name: str
+    label: str
+    color: str
+    description: str
+
+
+#: every score, in table order (computed by :class:`ScoreModels`, :func:`vae_scores`
+#: and :class:`EnergyReference`)
+SCORE_INFO: dict[str, Score] = {s.name: s for s in (
+    Score('mse', 'MSE', '#1f77b4',
+          "mean squared error between the input matrix and decode(mu_z), input units "
+          "(normalised distances); the study's score."),
+    Score('neg_elbo', '-ELBO', '#17becf',
+          "-ELBO in nats with the Gaussian decoder variance implied by the training loss, "
+          "s^2 = b P / (2 a D), at z = mu_z: SSE/(2 s^2) + P/2 log(2 pi s^2) + KL."),
+    Score('kl', 'KL', '#9467bd',
+          "KL(q(z|x) || N(0, I)) summed over latent dimensions, nats."),
+    Score('mahalanobis', 'Mahalanobis', '#e377c2',
+          "Mahalanobis distance of mu_z from the training latent means."),
+    Score('ocsvm', '1-SVM', '#8c564b',
+          "minus the decision function of a one-class SVM (RBF) on training latent means."),
+    Score('pca', 'PCA', '#ff7f0e',
+          "PCA reconstruction error of the flattened sorted distance matrix (training PCA, "
+          "no VAE)."),
+    Score('iforest', 'IForest', '#bcbd22',
+          "isolation-forest anomaly score of the flattened matrix (no VAE)."),
+    Score('energy', 'energy', '#d62728',
+          "min over training gammas g of |U_g(x) - <U_g>| / sd(U_g), U_g the energy under "
+          "the training potential with field g (positions only, no VAE)."),
+)}
 #: Score names, in table order.
-SCORES = ("mse", "neg_elbo", "kl", "mahalanobis", "ocsvm", "pca", "iforest", "energy")
+SCORES = tuple(SCORE_INFO)
 #: Short labels for tables and figures.
-SCORE_LABELS = {
-    "mse": "MSE", "neg_elbo": "-ELBO", "kl": "KL", "mahalanobis": "Mahalanobis",
-    "ocsvm": "1-SVM", "pca": "PCA", "iforest": "IForest", "energy": "energy",
-}
+SCORE_LABELS = {s.name: s.label for s in SCORE_INFO.values()}
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from mcsim.clitools import UserError
 from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
-from vae.priors import PRIORS
+from vae.priors import PRIOR_SPECS, PRIORS
 
 FLOORS = ("sampler", "validation")
 _PROGRESS_MIN = 20_000  # show a generation progress bar above this many configurations
@@ -160,19 +160,7 @@ class GenerateConfig:
 
     def prior_params(self, name: str) -> dict[str, Any]:
         """Keyword arguments of :func:`vae.priors.build_prior` for prior ``name``."""
-        if name == "buffer":
-            return {"alpha": float(self.buffer_alpha), "smudge": float(self.buffer_smudge)}
-        if name == "pca":
-            return {"n_components": self.pca_components, "aggregate": self.pca_aggregate}
-        if name == "gmm":
-            return {"n_components": self.gmm_components, "seed": self.seed}
-        if name == "flow":
-            return {"kind": self.flow_kind, "transforms": self.flow_transforms,
-                    "hidden": tuple(self.flow_hidden), "passes": self.flow_passes,
-                    "epochs": self.flow_epochs, "batch_size": self.flow_batch_size,
-                    "lr": float(self.flow_lr), "patience": self.flow_patience,
-                    "seed": self.seed}
-        return {}
+        return PRIOR_SPECS[name].params_from(self)
 
     def replace(self, **changes: Any) -> GenerateConfig:
         return replace(self, **changes)

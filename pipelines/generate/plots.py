@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from mcsim.observables import pair_distances
+from vae.priors import PRIOR_SPECS
 
-_COLORS = {"normal": "#7f7f7f", "pca": "#9467bd", "gmm": "#2ca02c", "buffer": "#d62728",
-           "flow": "#1f77b4", "uniform": "#000000"}
+#: line colours: each prior's (vae.priors registry) and the uniform baseline's
+_COLORS = {**{s.name: s.color for s in PRIOR_SPECS.values()}, "uniform": "#000000"}
 
 
 def _style(name: str) -> dict[str, Any]:
