@@ -20,8 +20,10 @@ import sys
 from pathlib import Path
 
 from mcsim.clitools import (
+    DEFAULT_THREADS,
     ArgumentParser,
     UserError,
+    add_progress_flags,
     check_memory,
     check_outputs,
     clamp_threads,
@@ -29,6 +31,7 @@ from mcsim.clitools import (
     nonneg_int,
     positive_int,
     run_cli,
+    show_progress,
 )
 from mcsim.config import PROTOCOLS, SimConfig
 from mcsim.potentials import Potential
@@ -127,8 +130,9 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from <out>.partial")
-    run.add_argument("--threads", type=positive_int, default=None,
-                     help="numba threads (default: all cores; output does not depend on it)")
+    run.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                     help=f"numba threads (default {DEFAULT_THREADS}; output does not depend "
+                          "on it)")
     run.add_argument("--chunk-size", type=positive_int, default=500,
                      help="samples written per chunk (default 500)")
     run.add_argument("--no-verdict", action="store_true",
@@ -149,7 +153,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--scan-sweeps", action="store_true",
                      help="only run equilibration checks at S, 2S, 4S, ... sweeps and print "
                           "the table (writes nothing)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flags(run, "--quiet")
     return p
 
 
@@ -247,7 +251,7 @@ def _main(argv: list[str] | None) -> int:
             verdict=not args.no_verdict, z_max=args.z_max,
             auto_sweeps=isinstance(args.sweeps, tuple), max_sweeps=args.max_sweeps,
             auto_sample_every=args.sample_every == "auto", scheduler=args.scheduler,
-            progress=not args.quiet)
+            progress=show_progress(args))
     except ValueError as exc:
         if str(exc).startswith("scheduler:"):
             raise UserError(f"--{exc}") from None

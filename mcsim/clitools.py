@@ -10,6 +10,10 @@
   name and renamed when complete; existing files are never overwritten unless asked.
 * :func:`check_memory` / :func:`clamp_threads`: the resource guard: absurd requests are
   refused up front naming the limit; thread counts are clamped to the available cores.
+* The one CLI convention (README, "Command-line conventions"): :func:`add_progress_flags`
+  / :func:`show_progress` (bars only on a terminal unless asked), :func:`read_settings`
+  (``--config`` as TOML or JSON), :func:`hidden_alias` (old spellings), and the shared
+  defaults :data:`DEFAULT_THREADS` and :data:`DEFAULT_N_BOOT`.
 """
 
 from __future__ import annotations
@@ -44,6 +48,12 @@ __all__ = [
     "positive_float",
     "nonneg_float",
     "length",
+    "DEFAULT_THREADS",
+    "DEFAULT_N_BOOT",
+    "hidden_alias",
+    "add_progress_flags",
+    "show_progress",
+    "read_settings",
 ]
 
 
@@ -352,3 +362,70 @@ nonneg_float = _number(float, lambda v: 0 <= v < float("inf"), "a non-negative n
 
 #: a length (box side, sigma) whose square neither overflows nor underflows in float64
 length = _number(float, lambda v: 1e-150 < v < 1e150, "a length between 1e-150 and 1e150")
+
+
+# ---------------------------------------------------------------- one CLI convention
+
+#: the default of every command's ``--threads`` (results never depend on it)
+DEFAULT_THREADS = 1
+#: the default of every command's ``--n-boot`` (bootstrap replicates of error bars)
+DEFAULT_N_BOOT = 200
+
+
+def hidden_alias(parser, *names: str, dest: str, **kwargs) -> None:
+    """An old spelling of an option: accepted, stored in ``dest``, absent from --help."""
+    parser.add_argument(*names, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                        **kwargs)
+
+
+def add_progress_flags(parser, *aliases: str) -> None:
+    """``--progress`` / ``--no-progress`` (default: bars only when stderr is a terminal);
+    ``aliases`` are old spellings of ``--no-progress`` (hidden)."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--progress", dest="progress", action="store_const", const=True,
+                   default=None, help="show progress bars even when stderr is not a "
+                   "terminal (default: only on a terminal)")
+    g.add_argument("--no-progress", dest="progress", action="store_const", const=False,
+                   help="no progress bars")
+    for a in aliases:
+        hidden_alias(g, a, dest="progress", action="store_const", const=False)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw progress bars: as asked, else only if stderr is a terminal (no
+    escape sequences in log files)."""
+    asked = getattr(args, "progress", None)
+    if asked is not None:
+        return bool(asked)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def read_settings(path: str | os.PathLike, flag: str) -> dict:
+    """The settings in a ``--config`` file: TOML (``.toml``), JSON (``.json``) or, with
+    another suffix, JSON if it parses as JSON, else TOML. One-line errors naming ``flag``."""
+    import json
+    import tomllib
+
+    p = Path(path)
+    text = read_text(p, flag)
+    suffix = p.suffix.lower()
+    d = None
+    if suffix != ".toml":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if suffix == ".json":
+                raise UserError(f"{flag}: {p}: not valid JSON ({exc.msg}, line "
+                                f"{exc.lineno})") from None
+    if d is None:
+        try:
+            d = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{flag}: {p}: not valid TOML ({exc})") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{flag}: {p}: must hold a table of settings (a TOML table or a "
+                        "JSON object)")
+    return d

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from mcsim.potentials import Potential
+from mcsim.shared import is_int as _is_int
+from mcsim.shared import is_number as _is_num
 
 __all__ = ["PROTOCOLS", "SimConfig"]
 
 PROTOCOLS = ("independent", "chain", "uniform")
 #: Largest integer setting (sample counts, sweeps, seed): int64 in files and kernels.
 MAX_INT = 1 << 62
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -167,6 +162,31 @@ class SimConfig:
     @classmethod
     def from_json(cls, text: str) -> SimConfig:
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> SimConfig | None:
+        """The config a dataset file was made with (its ``config`` attribute), or None
+        if the file records none.
+
+        Raises:
+            mcsim.io.DatasetError: the file is missing or unreadable, or its config is.
+        """
+        import h5py
+
+        from mcsim.io import DatasetError
+
+        try:
+            with h5py.File(path, "r") as h:
+                text = h.attrs.get("config")
+                text = text.decode() if isinstance(text, bytes) else text
+        except OSError:
+            raise DatasetError(f"{path}: data file is missing or unreadable") from None
+        if not text:
+            return None
+        try:
+            return cls.from_json(text)
+        except (ValueError, TypeError) as exc:
+            raise DatasetError(f"{path}: unreadable simulation config ({exc})") from None
 
     def file_attrs(self) -> dict[str, Any]:
         """Root attributes for a dataset file: every parameter, flat, plus the JSON."""

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from mcsim.clitools import (
     ArgumentParser,
     UserError,
+    add_progress_flags,
     check_memory,
     check_outputs,
     check_work,
@@ -44,6 +45,7 @@ from mcsim.clitools import (
     positive_float,
     positive_int,
     run_cli,
+    show_progress,
 )
 from mcsim.io import DatasetError, read_dataset, read_npy, write_xyz
 from mcsim.potentials import Potential, total_energy
@@ -129,6 +131,7 @@ def build_parser() -> ArgumentParser:
                    help="matrices per batch (progress bar granularity; default 8192)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_progress_flags(p)
     return p
 
 
@@ -298,7 +301,7 @@ def run(argv: list[str] | None = None) -> int:
 
     parts = []
     bar = tqdm(total=m, unit="cfg", desc=PROG, disable=args.quiet or m <= args.batch_size
-               or not sys.stderr.isatty(), file=sys.stderr)
+               or not show_progress(args), file=sys.stderr)
     with bar:
         for s in range(0, m, args.batch_size):
             sl = slice(s, s + args.batch_size)

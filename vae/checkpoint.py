@@ -26,7 +26,6 @@ data with another N, box, or input shape is rejected.
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 
 from mcsim.clitools import UserError, atomic_output
 from vae.config import ConfigError, RunConfig
-from vae.data import Split, input_shape, make_inputs
+from vae.data import Split, input_shape, length_scale, make_inputs
 from vae.models import VAE, build_model
 
 __all__ = [
@@ -50,6 +49,9 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "latest_checkpoint",
+    "default_checkpoint",
+    "announce_checkpoint",
+    "is_sweep_member",
 ]
 
 CHECKPOINT_FORMAT = "ljvae-vae-checkpoint"
@@ -100,11 +102,8 @@ class DataInfo:
 
     def validate(self) -> None:
         """Type and range of every field (a crafted checkpoint must not get further)."""
-        def is_int(v):
-            return isinstance(v, int) and not isinstance(v, bool)
-
-        def is_num(v):
-            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        from mcsim.shared import is_int
+        from mcsim.shared import is_number as is_num
 
         checks = (
             ("n_particles", is_int(self.n_particles) and 2 <= self.n_particles <= MAX_PARTICLES,
@@ -327,6 +326,53 @@ class TrainedVAE:
         mu, _ = self.encode(x, batch_size)
         return self.decode(mu, batch_size, gamma)
 
+    # -- seams shared by the pipelines (anomaly, generate, the study's stages) --------
+
+    def require_distance(self, what: str = "this step") -> None:
+        """Raise a CheckpointError unless the model takes distance matrices."""
+        rep = self.config.data.representation
+        if rep != "distance":
+            raise CheckpointError(f"{what} needs a distance-matrix model; this one takes "
+                                  f"{rep!r} inputs")
+
+    def training_data(self, files: list[str | os.PathLike] | None = None):
+        """The model's training data re-read with its saved data settings and verified.
+
+        Args:
+            files: the data files (default: the files the checkpoint names).
+
+        Returns:
+            The :class:`vae.training.PreparedData` (positions, inputs, split), whose
+            fingerprint equals the one recorded at training.
+
+        Raises:
+            CheckpointError: no files, or files whose data differ from the training data.
+        """
+        from vae.training import prepare_data
+
+        names = [str(f) for f in (self.info.files if files is None else files)]
+        if not names:
+            raise CheckpointError("the checkpoint names no training data files")
+        data = prepare_data(self.config, names)
+        if data.info.fingerprint != self.info.fingerprint:
+            raise CheckpointError(
+                f"data {', '.join(names)} differ from what the model was trained on "
+                f"(fingerprint {data.info.fingerprint} != {self.info.fingerprint})")
+        return data
+
+    def decode_distances(self, z: np.ndarray, batch_size: int = 1024,
+                         gamma: float | np.ndarray | None = None) -> np.ndarray:
+        """Decoded distance matrices in sigma for latent vectors z (M, D): the decoder's
+        output (input units) times the length scale, symmetrized with a zero diagonal
+        (:func:`reconstruct.distances.symmetrize_distances`); (M, N, N) float64.
+        ``gamma``: see :meth:`decode`."""
+        from reconstruct.distances import symmetrize_distances
+
+        self.require_distance("decoding to distances")
+        scale = length_scale(self.config.data.scaling, self.info.box)  # input units -> sigma
+        dec = self.decode(z, batch_size, gamma)
+        return symmetrize_distances(dec[:, 0].astype(np.float64) * scale)
+
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     """Rebuild the trained model from a checkpoint file alone."""
@@ -349,17 +395,51 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> TrainedVAE:
     return TrainedVAE(model.to(device), ck.config, ck.info, ck.split, ck.epoch)
 
 
+def is_sweep_member(path: str | os.PathLike) -> bool:
+    """Whether a checkpoint is one run of a latent-dimension x weight sweep
+    (``<sweep>/ld<D>_w<W>/best.pt``, :mod:`vae.sweep`) rather than a run's main model."""
+    import re
+
+    run = Path(path).parent
+    return (re.fullmatch(r"ld\d+_w.+", run.name) is not None
+            or any((run.parent / f).is_file() for f in ("sweep.csv", "sweep.json")))
+
+
 def latest_checkpoint(root: str | os.PathLike = "runs") -> Path:
-    """The most recently modified ``best.pt`` under ``root`` (recursive; ties broken by
-    path): the default model of ``anomaly-test`` and ``generate``.
+    """The main model of the newest run under ``root``: the most recently modified
+    ``best.pt`` (recursive; ties broken by path) that is not a sweep member (a study's
+    ``train/best.pt``, a ``train-vae`` run's ``best.pt``); a sweep member only if it is
+    the only checkpoint there. The default model of ``anomaly-test`` and ``generate``.
 
     Raises:
-        CheckpointError: there is none.
+        CheckpointError: there is none, or only several sweep members.
     """
     r = Path(root)
     found = sorted((p for p in r.rglob("best.pt") if p.is_file()),
                    key=lambda p: (p.stat().st_mtime, str(p))) if r.is_dir() else []
     if not found:
-        raise CheckpointError(f"--checkpoint: no best.pt found under {r}/ (train one with "
-                              "train-vae, or pass --checkpoint)")
-    return found[-1]
+        raise CheckpointError(f"no best.pt found under {r}/ (train one with train-vae)")
+    main = [p for p in found if not is_sweep_member(p)]
+    if main:
+        return main[-1]
+    if len(found) == 1:
+        return found[0]
+    raise CheckpointError(f"under {r}/ only sweep members ({len(found)} best.pt files in "
+                          "ld<D>_w<W> folders): choose one")
+
+
+def default_checkpoint(root: str | os.PathLike = "runs") -> Path:
+    """For a command run without ``--checkpoint``: :func:`latest_checkpoint` of
+    ``root``, with errors that name the flag (the command prints the path it uses once
+    its input is validated: :func:`announce_checkpoint`)."""
+    try:
+        return latest_checkpoint(root)
+    except CheckpointError as exc:
+        raise UserError(f"--checkpoint: {exc}; pass --checkpoint") from None
+
+
+def announce_checkpoint(prog: str, path: str | os.PathLike) -> None:
+    """``<prog>: using checkpoint <path>`` on stderr (a model chosen by default)."""
+    import sys
+
+    sys.stderr.write(f"{prog}: using checkpoint {path}\n")

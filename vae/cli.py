@@ -26,21 +26,24 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from mcsim.clitools import (
+    DEFAULT_THREADS,
     ArgumentParser,
     UserError,
+    add_progress_flags,
     check_outputs,
     clamp_threads,
     nonneg_float,
     nonneg_int,
     positive_float,
     positive_int,
+    read_settings,
     read_text,
     removed_on_error,
     run_cli,
+    show_progress,
 )
+from mcsim.shared import thread_limits
 from vae.config import (
     ARCHS,
     DEFAULT_ARCH,
@@ -69,8 +72,9 @@ def build_parser() -> ArgumentParser:
     io.add_argument("--data", nargs="+", required=True, metavar="FILE",
                     help="ljvae dataset files (HDF5), concatenated")
     io.add_argument("--out", required=True, metavar="DIR", help="run directory")
-    io.add_argument("--config", metavar="JSON",
-                    help="start from a saved config.json; options given here override it")
+    io.add_argument("--config", metavar="FILE",
+                    help="start from a saved config.json (or a TOML/JSON file of the same "
+                    "sections); options given here override it")
     io.add_argument("--resume", action="store_true",
                     help="continue an interrupted run in --out from last.pt")
     io.add_argument("--overwrite", action="store_true",
@@ -79,7 +83,7 @@ def build_parser() -> ArgumentParser:
                     help=f"small demo run: {QUICK_PER_GAMMA} configurations per gamma, "
                          f"{QUICK_EPOCHS} epochs (unless given), small t-SNE")
     io.add_argument("--no-analysis", action="store_true", help="skip the latent analysis")
-    io.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flags(io)
     d = p.add_argument_group("data representation")
     d.add_argument("--representation", choices=REPRESENTATIONS,
                    help="distance matrices (default), coordinates, occupancy grids")
@@ -139,7 +143,8 @@ def build_parser() -> ArgumentParser:
                    help="early-stopping patience in epochs, 0 = off (default 10)")
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="default none")
     t.add_argument("--seed", type=nonneg_int, help="training seed (default 0)")
-    t.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    t.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help=f"CPU threads for torch, numba and BLAS (default {DEFAULT_THREADS})")
     t.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
     return p
 
@@ -147,7 +152,7 @@ def build_parser() -> ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], list[float]]:
     """The run config, and the latent dimensions and KL weights to sweep over."""
     if args.config:
-        base = json.loads(RunConfig.from_json(read_text(args.config, "--config")).to_json())
+        base = RunConfig.from_dict(read_settings(args.config, "--config")).to_dict()
     elif args.resume and (Path(args.out) / "config.json").is_file():
         path = Path(args.out) / "config.json"
         base = json.loads(RunConfig.from_json(read_text(path, "--resume")).to_json())
@@ -201,10 +206,14 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg, latent_dims, weights = config_from_args(args)
+    with thread_limits(clamp_threads(args.threads, "train-vae"), torch=True):
+        return _run(args, cfg, latent_dims, weights)
+
+
+def _run(args: argparse.Namespace, cfg: RunConfig, latent_dims: list[int],
+         weights: list[float]) -> int:
     from vae.training import RUN_FILES, check_run_dir, prepare_data, resolve_device, set_seed
 
-    if args.threads:
-        torch.set_num_threads(clamp_threads(args.threads, "train-vae"))
     resolve_device(cfg.train.device)
     out = Path(args.out)
     check_outputs([("--out", out / n) for n in RUN_FILES], dirs=[("--out", out)],
@@ -221,7 +230,7 @@ def _main(argv: list[str] | None = None) -> int:
         check_model_memory(RunConfig.from_dict({**d, "model": {**d["model"], "latent_dim": ld}}),
                            data.info.n_particles, data.info.box)
     set_seed(cfg.train.seed)
-    progress = not args.no_progress
+    progress = show_progress(args)
 
     if sweep:
         from vae.sweep import run_sweep, sweep_trends

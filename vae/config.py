@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from mcsim.clitools import UserError
+from mcsim.shared import check_choice, check_int, check_number, fail
 
 __all__ = [
     "ConfigError",
@@ -79,12 +80,11 @@ class ConfigError(UserError, ValueError):
 
 
 def _fail(name: str, msg: str, value: Any) -> None:
-    raise ConfigError(f"{name}: {msg}, got {value!r}")
+    fail(name, msg, value, ConfigError)
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
+    check_choice(name, value, choices, ConfigError)
 
 
 #: Largest layer size a config may ask for (latent dimension, widths, channels): far
@@ -93,22 +93,12 @@ MAX_SIZE = 1 << 16
 
 
 def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
-            or (maximum is not None and value > maximum)):
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        if maximum is not None:
-            what += f" <= {maximum}"
-        _fail(name, f"must be {what}", value)
+    check_int(name, value, minimum, maximum, ConfigError)
 
 
 def _check_float(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False,
                  hi_open: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
-        _fail(name, f"must be a number in {lb}{lo:g}, {hi:g}{rb}", value)
+    check_number(name, value, lo, hi, lo_open=lo_open, hi_open=hi_open, error=ConfigError)
 
 
 def _tuple_of_ints(name: str, value: Any) -> tuple[int, ...] | None:

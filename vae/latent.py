@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from mcsim.clitools import atomic_output
+from mcsim.shared import save_figure
 from vae.data import Split
 from vae.loss import kl_standard_normal
 from vae.models import VAE
@@ -401,11 +402,7 @@ def plot_reconstructions(x: np.ndarray, x_hat: np.ndarray, labels: list[str],
 # ------------------------------------------------------------------------- pipeline
 
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_output(path, overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)
 
 
 def analyze(model: VAE, x: np.ndarray, gamma: np.ndarray, split: Split,

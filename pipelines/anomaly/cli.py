@@ -3,7 +3,7 @@
 Examples::
 
     anomaly-test --corrupt 4                       # latest runs/**/best.pt, all sets
-    anomaly-test --checkpoint runs/default/best.pt --sets uniform corrupted --n 1000
+    anomaly-test --checkpoint runs/default/best.pt --sets uniform corrupted --n-samples 1000
     anomaly-test --unseen-gamma 2 3 5 --sets unseen-gamma
     anomaly-test --blackout 10@0 10@8 30@0 --mask-fraction 0.1 0.5 --sets blackout random-mask
     anomaly-test --config anomaly.toml --out report/anomaly --overwrite
@@ -21,26 +21,30 @@ Bad input gives one line ``anomaly-test: error: ...`` and exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from mcsim.clitools import (
+    DEFAULT_N_BOOT,
+    DEFAULT_THREADS,
     ArgumentParser,
     UserError,
+    add_progress_flags,
     check_memory,
     check_outputs,
     check_work,
     clamp_threads,
+    hidden_alias,
     nonneg_int,
     positive_float,
     positive_int,
-    read_text,
+    read_settings,
     removed_on_error,
     run_cli,
+    show_progress,
 )
 from pipelines.anomaly.config import SET_KINDS, STEP_UNITS, AnomalyConfig
-from vae.checkpoint import latest_checkpoint
+from vae.checkpoint import announce_checkpoint, default_checkpoint
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
@@ -84,28 +88,35 @@ def build_parser() -> ArgumentParser:
                     "for baselines that use no VAE; imputation of missing matrix entries.")
     io = p.add_argument_group("input and output")
     io.add_argument("--checkpoint", metavar="PT",
-                    help="trained model (default: the newest best.pt under ./runs)")
+                    help="trained model (default: the main model of the newest run under "
+                         "./runs: a study's train/best.pt or a train-vae run's best.pt)")
     io.add_argument("--out", metavar="DIR", help="output folder (default: <run>/anomaly)")
     io.add_argument("--data-dir", metavar="DIR",
                     help="folder of generated anomaly sets, reused across runs "
                          "(default: <run>/anomaly_data)")
-    io.add_argument("--train-data", nargs="+", metavar="FILE",
+    io.add_argument("--data", dest="train_data", nargs="+", metavar="FILE",
                     help="the model's training data files (default: as recorded in the "
                          "checkpoint)")
+    hidden_alias(io, "--train-data", dest="train_data", nargs="+")
     io.add_argument("--config", metavar="FILE", help="TOML or JSON file of settings")
     io.add_argument("--overwrite", action="store_true", help="replace an existing result")
-    io.add_argument("--threads", type=positive_int, help="CPU threads (torch, numba, BLAS)")
-    io.add_argument("--no-progress", action="store_true", help="no progress bars")
+    io.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                    help=f"CPU threads (torch, numba, BLAS; default {DEFAULT_THREADS})")
+    add_progress_flags(io)
     io.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     s = p.add_argument_group("anomaly sets")
     s.add_argument("--sets", nargs="+", choices=SET_KINDS, metavar="KIND",
                    help=f"kinds to run (default all: {' '.join(SET_KINDS)})")
-    s.add_argument("--n", type=positive_int, help="configurations per set (default 2000)")
+    s.add_argument("--n-samples", dest="n", type=positive_int, metavar="N",
+                   help="configurations per set (default 2000)")
+    hidden_alias(s, "--n", dest="n", type=positive_int)
     s.add_argument("--unseen-gamma", type=float, nargs="+", metavar="G",
                    help="gamma values of the unseen-gamma sets (default 3)")
     s.add_argument("--sweeps", type=nonneg_int, help="MC sweeps, unseen gamma (default 2500)")
     s.add_argument("--temperature", type=positive_float, help="MC temperature (default 0.75)")
-    s.add_argument("--delta", type=positive_float, help="MC max. displacement (default 0.2)")
+    s.add_argument("--step", dest="delta", type=positive_float,
+                   help="MC max. displacement, sigma (default 0.2)")
+    hidden_alias(s, "--delta", dest="delta", type=positive_float)
     s.add_argument("--potential", help="training pair potential: lj (default) or nm:N,M")
     s.add_argument("--cutoff", type=_cutoff, metavar="R|none",
                    help="training potential cutoff, sigma (default 3)")
@@ -125,7 +136,9 @@ def build_parser() -> ArgumentParser:
     s.add_argument("--mask-fraction", type=_fraction, nargs="+", metavar="F",
                    help="fractions of pairs masked at random (default 0.1 0.5)")
     m = p.add_argument_group("scores and metrics")
-    m.add_argument("--bootstrap", type=nonneg_int, help="bootstrap resamples (default 1000)")
+    m.add_argument("--n-boot", dest="bootstrap", type=nonneg_int,
+                   help=f"bootstrap resamples (default {DEFAULT_N_BOOT})")
+    hidden_alias(m, "--bootstrap", dest="bootstrap", type=nonneg_int)
     m.add_argument("--ci", type=_fraction, help="confidence level (default 0.95)")
     m.add_argument("--fpr", type=_fraction, help="false-positive rate of the thresholds "
                                                  "(default 0.01)")
@@ -159,21 +172,8 @@ _FIELDS = {  # argparse dest -> AnomalyConfig field
 
 
 def _read_config_file(path: Path) -> dict:
-    text = read_text(path, "--config")
-    if path.suffix.lower() == ".json":
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"--config: {path}: not valid JSON ({exc.msg}, line "
-                            f"{exc.lineno})") from None
-    else:
-        import tomllib
-
-        try:
-            d = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"--config: {path}: not valid TOML ({exc})") from None
-    if isinstance(d, dict) and isinstance(d.get("anomaly"), dict):
+    d = read_settings(path, "--config")
+    if isinstance(d.get("anomaly"), dict):
         d = d["anomaly"]
     if not isinstance(d, dict):
         raise UserError(f"--config: {path}: must hold a table of settings")
@@ -182,7 +182,7 @@ def _read_config_file(path: Path) -> dict:
 
 def config_from_args(args: argparse.Namespace) -> AnomalyConfig:
     """Defaults < ``--config`` file < command-line options."""
-    base = AnomalyConfig().to_dict()
+    base = {**AnomalyConfig().to_dict(), "bootstrap": DEFAULT_N_BOOT}  # the CLI's default
     if args.config:
         d = _read_config_file(Path(args.config))
         AnomalyConfig.from_dict({**base, **d})  # names the bad field of the file
@@ -197,7 +197,7 @@ def config_from_args(args: argparse.Namespace) -> AnomalyConfig:
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg = config_from_args(args)
-    ckpt = Path(args.checkpoint) if args.checkpoint else latest_checkpoint()
+    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     if not ckpt.is_file():
         raise UserError(f"--checkpoint: {ckpt}: no such file")
     run_dir = ckpt.parent
@@ -206,23 +206,25 @@ def _main(argv: list[str] | None = None) -> int:
     if args.train_data:
         for f in args.train_data:
             if not Path(f).is_file():
-                raise UserError(f"--train-data: {f}: no such file")
+                raise UserError(f"--data: {f}: no such file")
     check_outputs([("--out", out / n) for n in (*_OUTPUTS, "scores.npz")],
                   dirs=[("--out", out), ("--data-dir", data_dir)],
                   inputs=[("--checkpoint", ckpt), ("--config", args.config),
-                          *(("--train-data", f) for f in args.train_data or ())],
+                          *(("--data", f) for f in args.train_data or ())],
                   overwrite=args.overwrite)
     args.threads = clamp_threads(args.threads, "anomaly-test")
     n_sets = len(cfg.sets) + len(cfg.unseen_gammas) + len(cfg.blackout_blocks)
-    check_memory(8 * 16 * cfg.bootstrap * n_sets, f"--bootstrap {cfg.bootstrap}")
+    check_memory(8 * 16 * cfg.bootstrap * n_sets, f"--n-boot {cfg.bootstrap}")
     check_work(float(cfg.bootstrap) * n_sets * 16 * 2 * cfg.n * 20, 1e8,
-               f"--bootstrap {cfg.bootstrap} with --n {cfg.n}")
+               f"--n-boot {cfg.bootstrap} with --n-samples {cfg.n}")
+    if not args.checkpoint:
+        announce_checkpoint("anomaly-test", ckpt)
     from pipelines.anomaly import run_anomaly_test
 
     try:  # folders this run creates are removed again if it fails (not on Ctrl-C)
         with removed_on_error(data_dir), removed_on_error(out):
             summary = run_anomaly_test(ckpt, out, cfg, data_dir=data_dir,
-                                       progress=not args.no_progress,
+                                       progress=show_progress(args),
                                        train_data=args.train_data, n_threads=args.threads,
                                        figures=not args.no_figures)
     except KeyboardInterrupt:

@@ -25,6 +25,9 @@ from typing import Any
 
 from mcsim.clitools import UserError
 from mcsim.potentials import Potential
+from mcsim.shared import fail
+from mcsim.shared import is_int as _is_int
+from mcsim.shared import is_number as _is_num
 
 __all__ = [
     "SET_KINDS",
@@ -48,15 +51,7 @@ class AnomalyConfigError(UserError, ValueError):
 
 
 def _fail(name: str, why: str, value: Any) -> None:
-    raise AnomalyConfigError(f"{name}: {why}, got {value!r}")
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    fail(name, why, value, AnomalyConfigError)
 
 
 def _cutoff(name: str, v: Any) -> float | None:

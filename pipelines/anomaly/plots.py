@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcsim.shared import save_figure
 from pipelines.anomaly.metrics import roc_auc, roc_curve
 from pipelines.anomaly.scores import SCORE_INFO, SCORE_LABELS
 
@@ -212,10 +213,7 @@ def _figure_legend(fig, ax, **kw) -> None:
 
 
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def write_figures(folder: Path, *, s_test: dict[str, np.ndarray], gamma_test: np.ndarray,

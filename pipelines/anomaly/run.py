@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from mcsim.clitools import UserError
 from mcsim.io import package_version
+from mcsim.shared import jsonable, thread_limits
 from pipelines.anomaly.config import MC_KINDS, AnomalyConfig
 from pipelines.anomaly.datasets import (
     _KEY_BOOT,
@@ -77,7 +78,6 @@ def _resolve(f: str, checkpoint: Path) -> Path:
 
 def _load_in_distribution(model, checkpoint: Path, files: list[str | os.PathLike] | None
                           ) -> _InData:
-    from vae.training import prepare_data
 
     given = files is not None
     names = [str(f) for f in files] if given else list(model.info.files)
@@ -88,11 +88,7 @@ def _load_in_distribution(model, checkpoint: Path, files: list[str | os.PathLike
     if missing:
         raise UserError(f"in-distribution data {missing[0]} not found (the checkpoint's "
                         "training data); pass --train-data FILE ...")
-    data = prepare_data(model.config, paths)
-    if data.info.fingerprint != model.info.fingerprint:
-        raise UserError(f"in-distribution data {', '.join(map(str, paths))} differ from what "
-                        f"the model was trained on (fingerprint {data.info.fingerprint} != "
-                        f"{model.info.fingerprint})")
+    data = model.training_data(paths)
     return _InData(data.positions, data.gamma, data.x, data.split, [str(p) for p in paths])
 
 
@@ -201,14 +197,6 @@ def _staging(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _limit_threads(n_threads: int | None):
-    if n_threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=n_threads)
-
-
 def run_anomaly_test(checkpoint: Path, out_dir: Path, cfg: AnomalyConfig, *, data_dir: Path,
                      progress: bool = True, train_data: list[str | os.PathLike] | None = None,
                      n_threads: int | None = None, figures: bool = True) -> dict:
@@ -232,7 +220,6 @@ def run_anomaly_test(checkpoint: Path, out_dir: Path, cfg: AnomalyConfig, *, dat
         thresholds, ``results[set][score] = {auc, lo, hi, tpr}``, ``fpr_test``,
         ``imputation``, ``table_md`` (the Markdown table), ``figures`` (paths).
     """
-    import torch
 
     from vae.checkpoint import load_model
     from vae.data import length_scale
@@ -240,17 +227,9 @@ def run_anomaly_test(checkpoint: Path, out_dir: Path, cfg: AnomalyConfig, *, dat
     checkpoint, out_dir, data_dir = Path(checkpoint), Path(out_dir), Path(data_dir)
     if not isinstance(cfg, AnomalyConfig):
         raise TypeError("cfg: must be an AnomalyConfig")
-    old_threads = torch.get_num_threads()
-    if n_threads is not None:
-        torch.set_num_threads(n_threads)
-    from mcsim.sampler import threads
-
-    try:
-        with _limit_threads(n_threads), threads(n_threads):
-            return _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads,
-                        figures, load_model, length_scale)
-    finally:
-        torch.set_num_threads(old_threads)
+    with thread_limits(n_threads, torch=True):
+        return _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads,
+                    figures, load_model, length_scale)
 
 
 def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, figures,
@@ -327,7 +306,7 @@ def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, fi
         "model": {"epoch": model.epoch, "arch": model.config.model.arch,
                   "latent_dim": int(model.model.latent_dim), "representation": rep,
                   "loss": model.config.to_dict()["loss"],
-                  "decoder_variance": _num(decoder_variance(model)),
+                  "decoder_variance": jsonable(decoder_variance(model)),
                   "trained_gammas": trained_g, "n_particles": n_part, "box": box},
         "data": {"files": ind.files, "n_test": int(ind.split.test.size),
                  "n_val": int(ind.split.val.size), "n_train": int(ind.split.train.size),
@@ -360,26 +339,19 @@ def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, fi
             arrays.update({f"{st.spec.name}/{k}": v for k, v in st.scores.items()})
         np.savez_compressed(tmp / "scores.npz", **arrays)
         (tmp / "anomaly.md").write_text(_markdown(summary))
-        (tmp / "anomaly.json").write_text(json.dumps(summary, indent=2, default=_num) + "\n")
+        (tmp / "anomaly.json").write_text(
+            json.dumps(jsonable(summary, nonfinite="keep"), indent=2) + "\n")
     return summary
-
-
-def _num(v):
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def _check_physics(cfg: AnomalyConfig, ind: _InData, warnings: list[str]) -> None:
     """Warn when the energy reference potential differs from the training data's."""
     from mcsim.config import SimConfig
-    from mcsim.io import read_dataset
 
     try:
-        attrs = read_dataset(ind.files[0]).attrs
-        sim = SimConfig.from_json(attrs["config"])
+        sim = SimConfig.from_file(ind.files[0])
+        if sim is None:
+            raise ValueError("no config")
     except Exception:  # any file without a generation config just gets no check
         warnings.append("could not read the training data's generation parameters; the "
                         f"energy score assumes potential {cfg.potential}, cutoff {cfg.cutoff}")

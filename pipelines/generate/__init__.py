@@ -15,7 +15,8 @@ flags: ``overlap`` (a pair closer than ``overlap`` sigma, default 0.8) and
 ``unphysical = overlap | outside`` are counted and optionally rejected (redrawn
 until n physical configurations are found; rejection is a selection, not a
 correction: no configuration is moved). Generation itself relaxes nothing; the optional
-:func:`relax_configurations` is a separate post-processing step (a short Metropolis run).
+:func:`mcsim.relax.relax_configurations` is a separate post-processing step (a short
+Metropolis run, re-exported here).
 
 Judging (:func:`run_generation`) for each trained gamma and prior, against a
 held-out Monte Carlo reference set R of equal size n:
@@ -52,11 +53,12 @@ energy histogram, p(r), p(r) at short range, rho(y); MC and every prior),
 
 Modules: :mod:`~pipelines.generate.config` (settings), :mod:`~pipelines.generate.latents`
 (the model's training latents and fitted priors), :mod:`~pipelines.generate.sampling`
-(generation), :mod:`~pipelines.generate.relax`, :mod:`~pipelines.generate.judge`
+(generation), :mod:`~pipelines.generate.judge`
 (distances to MC), :mod:`~pipelines.generate.report`, :mod:`~pipelines.generate.plots`,
 :mod:`~pipelines.generate.run` (the whole run) and :mod:`~pipelines.generate.cli`.
 """
 
+from mcsim.relax import STREAM_RELAX, relax_configurations
 from pipelines.generate.config import FLOORS, GenerateConfig
 from pipelines.generate.judge import Distance, compare_sets, sampler_rate
 from pipelines.generate.latents import (
@@ -66,7 +68,6 @@ from pipelines.generate.latents import (
     training_latents,
 )
 from pipelines.generate.plots import plot_gamma_figure
-from pipelines.generate.relax import STREAM_RELAX, relax_configurations
 from pipelines.generate.report import markdown_table
 from pipelines.generate.run import run_generation
 from pipelines.generate.sampling import (

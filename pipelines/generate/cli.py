@@ -2,10 +2,10 @@
 
 Examples::
 
-    generate --gamma 0.4 --n 10000                          # density buffer, runs/**/best.pt
+    generate --gamma 0.4 --n-samples 10000                  # density buffer, runs/**/best.pt
     generate --gamma 0.4 1.0 --prior flow --out gen.h5 --xyz
     generate --gamma 0.4 --prior buffer --reject-unphysical --seed 3
-    generate --prior all --n 2000 --evaluate report/        # judge every prior against MC
+    generate --prior all --n-samples 2000 --evaluate report/  # judge every prior against MC
     generate --gamma 0.4 --prior gmm --save-prior gmm.npz   # keep the fitted prior
     generate --gamma 0.4 --load-prior gmm.npz               # reuse it (no refit)
 
@@ -33,20 +33,26 @@ import warnings
 from pathlib import Path
 
 from mcsim.clitools import (
+    DEFAULT_N_BOOT,
+    DEFAULT_THREADS,
     ArgumentParser,
     UserError,
+    add_progress_flags,
     check_memory,
     check_outputs,
     check_work,
     clamp_threads,
+    hidden_alias,
     nonneg_float,
     nonneg_int,
     positive_float,
     positive_int,
     run_cli,
+    show_progress,
 )
 from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
-from vae.priors import PRIORS
+from vae.checkpoint import announce_checkpoint, default_checkpoint
+from vae.priors import PRIOR_SPECS, PRIORS
 
 __all__ = ["build_parser", "main"]
 
@@ -69,19 +75,19 @@ def build_parser() -> ArgumentParser:
         description="Generate configurations from a trained VAE: draw latent vectors from "
         "a prior fitted to the encoded training set, decode distance matrices and rebuild "
         "configurations in the box (Gram matrix + tumbler).",
-        epilog="Priors: normal (N(0, I)), pca (Gaussian of the latent means along its "
-        "principal axes), gmm (Gaussian mixture per gamma), buffer (density buffer: "
-        "encoded training set, z ~ N(mu_i, (alpha sigma_i + smudge)^2)), flow "
-        "(normalizing flow conditioned on gamma).")
+        epilog="Priors: " + "; ".join(f"{s.name} ({s.description})"
+                                      for s in PRIOR_SPECS.values()) + ".")
     p.add_argument("--gamma", type=_gamma, nargs="+", metavar="G",
                    help="field strength(s) to generate at (default: every trained gamma)")
-    p.add_argument("--n", type=positive_int, default=1000,
+    p.add_argument("--n-samples", dest="n", type=positive_int, default=1000, metavar="N",
                    help="configurations per gamma (default 1000)")
+    hidden_alias(p, "--n", dest="n", type=positive_int)
     p.add_argument("--prior", nargs="+", metavar="NAME",
                    help=f"latent prior: {', '.join(PRIORS)} or all (default buffer); "
                    "several write one file each (<out>_<prior>.h5)")
     p.add_argument("--checkpoint", metavar="PT",
-                   help="VAE checkpoint (default: most recently modified best.pt under ./runs)")
+                   help="VAE checkpoint (default: the main model of the newest run under "
+                   "./runs: a study's train/best.pt or a train-vae run's best.pt)")
     p.add_argument("--out", default="gen.h5", help="output dataset (default gen.h5)")
     p.add_argument("--xyz", nargs="?", const=True, metavar="FILE",
                    help="also write extended XYZ (default name: <out>.xyz)")
@@ -113,12 +119,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--relax-sweeps", type=nonneg_int, default=0, metavar="K",
                    help="--evaluate only: also judge outputs after K Metropolis sweeps "
                    "(post-processing, reported separately; default 0 = off)")
-    p.add_argument("--n-boot", type=positive_int, default=100,
-                   help="--evaluate: bootstrap replicates (default 100)")
+    p.add_argument("--n-boot", type=positive_int, default=DEFAULT_N_BOOT,
+                   help=f"--evaluate: bootstrap replicates (default {DEFAULT_N_BOOT})")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="CPU threads for torch, numba and BLAS (default 1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help=f"CPU threads for torch, numba and BLAS (default {DEFAULT_THREADS})")
+    add_progress_flags(p)
     return p
 
 
@@ -160,9 +166,7 @@ def _main(argv: list[str] | None = None) -> int:
         raise UserError("--save-prior: needs exactly one prior that is fitted here")
     ck = Path(args.checkpoint) if args.checkpoint else None
     if ck is None:
-        from pipelines.generate import latest_checkpoint
-
-        ck = latest_checkpoint(Path("runs"))
+        ck = default_checkpoint()
     if not ck.is_file():
         raise UserError(f"--checkpoint: {ck}: no such file")
     outputs = _outputs(args, priors)
@@ -181,10 +185,7 @@ def _main(argv: list[str] | None = None) -> int:
                   inputs=[("--checkpoint", ck), ("--load-prior", args.load_prior)])
     args.threads = clamp_threads(args.threads, PROG)
 
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    from mcsim.sampler import threads as numba_threads
+    from mcsim.shared import thread_limits
     from pipelines.generate import (
         GenerateConfig,
         checkpoint_fingerprint,
@@ -194,7 +195,7 @@ def _main(argv: list[str] | None = None) -> int:
         training_latents,
         write_generated,
     )
-    from vae.checkpoint import load_model
+    from vae.checkpoint import CheckpointError, load_model
     from vae.priors import GammaInterpolationWarning, load_prior
 
     cfg = GenerateConfig(
@@ -204,24 +205,26 @@ def _main(argv: list[str] | None = None) -> int:
         reject_unphysical=args.reject_unphysical, overlap=args.overlap,
         max_draw_factor=args.max_draw_factor, relax_sweeps=args.relax_sweeps,
         n_boot=args.n_boot, threads=args.threads, placement=args.placement)
-    progress = not args.no_progress
-    torch.set_num_threads(args.threads)
-    with numba_threads(args.threads), threadpool_limits(limits=args.threads), \
+    progress = show_progress(args)
+    with thread_limits(args.threads, torch=True), \
             warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GammaInterpolationWarning)
         trained = load_model(ck)
         check_outputs(files, overwrite=True, inputs=[  # generation re-reads its training data
             ("training data of --checkpoint", f) for f in trained.info.files])
-        if trained.config.data.representation != "distance":
-            raise UserError(f"--checkpoint: generation needs a distance-matrix model, "
-                            f"{ck} takes {trained.config.data.representation!r} inputs")
+        try:
+            trained.require_distance("generation")
+        except CheckpointError as exc:
+            raise UserError(f"--checkpoint: {ck}: {exc}") from None
         n_p, n_g = trained.info.n_particles, len(args.gamma or trained.info.gammas)
-        check_memory(4 * 8 * n_g * args.n * (n_p * n_p + 4 * n_p), f"--n {args.n}")
+        check_memory(4 * 8 * n_g * args.n * (n_p * n_p + 4 * n_p), f"--n-samples {args.n}")
         draws = n_g * len(priors) * args.n * (args.max_draw_factor if args.reject_unphysical
                                               else 1)
-        check_work(draws * n_p * n_p * 100, 1e9, "--n/--max-draw-factor")
+        check_work(draws * n_p * n_p * 100, 1e9, "--n-samples/--max-draw-factor")
         check_work(draws * n_p * n_p * args.relax_sweeps, 1e9, "--relax-sweeps")
         check_memory(32 * args.n_boot * n_g * len(priors), f"--n-boot {args.n_boot}")
+        if not args.checkpoint:
+            announce_checkpoint(PROG, ck)
         ck_fp = checkpoint_fingerprint(ck)
         latents = None
         if args.load_prior:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from mcsim.clitools import UserError
+from mcsim.shared import fail
+from mcsim.shared import is_int as _is_int
+from mcsim.shared import is_number as _is_num
 from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
 from vae.priors import PRIOR_SPECS, PRIORS
 
@@ -14,18 +16,9 @@ FLOORS = ("sampler", "validation")
 _PROGRESS_MIN = 20_000  # show a generation progress bar above this many configurations
 _DECODE_BATCH = 1024  # TrainedVAE.decode's batch
 
-# ---------------------------------------------------------------------------------
-# configuration
+
 def _bad(name: str, why: str, value: Any) -> None:
-    raise UserError(f"{name}: {why}, got {value!r}")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    fail(name, why, value, UserError)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import numpy as np
 
 from mcsim.clitools import UserError
 from mcsim.config import SimConfig
-from mcsim.io import DatasetError
 from mcsim.potentials import Potential
 from pipelines.generate.config import GenerateConfig
 from vae.priors import LatentPrior, build_prior
@@ -31,30 +30,17 @@ def checkpoint_fingerprint(path: str | os.PathLike) -> str:
 
 
 def _require_distance_model(trained) -> None:
-    if trained.config.data.representation != "distance":
-        raise UserError(f"checkpoint: generation needs a distance-matrix model, this one "
-                        f"takes {trained.config.data.representation!r} inputs")
+    trained.require_distance("generation")
 
 
 def _sim_configs(files: list[str]) -> dict[float, SimConfig]:
     """The SimConfig of each gamma in the training files (from their ``config``
     attribute)."""
-    import h5py
-
     out: dict[float, SimConfig] = {}
     for f in files:
-        try:
-            with h5py.File(f, "r") as h:
-                text = h.attrs.get("config")
-                text = text.decode() if isinstance(text, bytes) else text
-        except OSError:
-            raise DatasetError(f"{f}: training data file is missing or unreadable") from None
-        if not text:
+        sc = SimConfig.from_file(f)
+        if sc is None:
             continue
-        try:
-            sc = SimConfig.from_json(text)
-        except (ValueError, TypeError) as exc:
-            raise DatasetError(f"{f}: unreadable simulation config ({exc})") from None
         for g in sc.gammas:
             out.setdefault(float(g), sc)
     return out
@@ -99,16 +85,9 @@ def training_latents(trained, *, batch_size: int = 1024) -> TrainingLatents:
     Raises:
         UserError: data files missing or changed since training, or mixed potentials.
     """
-    from vae.training import prepare_data
-
     _require_distance_model(trained)
     files = list(trained.info.files)
-    if not files:
-        raise UserError("checkpoint: records no training data files")
-    data = prepare_data(trained.config, files)
-    if data.info.fingerprint != trained.info.fingerprint:
-        raise UserError(f"checkpoint: training data {', '.join(files)} changed since training "
-                        f"(fingerprint {data.info.fingerprint} != {trained.info.fingerprint})")
+    data = trained.training_data(files)
     sim = _sim_configs(files)
     pots = {json.dumps(s.potential.to_dict(), sort_keys=True) for s in sim.values()}
     temps = {s.temperature for s in sim.values()}

@@ -14,6 +14,8 @@ from mcsim.clitools import UserError, atomic_output
 from mcsim.io import read_dataset, write_dataset
 from mcsim.observables import pair_distances
 from mcsim.potentials import total_energy
+from mcsim.relax import relax_configurations
+from mcsim.shared import jsonable, thread_limits
 from pipelines.generate.config import GenerateConfig
 from pipelines.generate.judge import compare_sets, sampler_rate
 from pipelines.generate.latents import (
@@ -23,7 +25,6 @@ from pipelines.generate.latents import (
     training_latents,
 )
 from pipelines.generate.plots import plot_gamma_figure
-from pipelines.generate.relax import relax_configurations
 from pipelines.generate.report import _OBS, _markdown_report, _ratio, markdown_table
 from pipelines.generate.sampling import GeneratedSet, generate_configurations, write_generated
 from vae.priors import LatentPrior
@@ -48,21 +49,6 @@ def _positions_at(files: list[Path], gamma: float) -> tuple[np.ndarray, float]:
     return (np.concatenate(chunks) if chunks else np.zeros((0, 0, 2))), float(box or 0)
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy (inf/NaN as strings)."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def run_generation(checkpoint: Path, out_dir: Path, cfg: GenerateConfig, *,
                    mc_files: list[Path] | None = None, progress: bool = True,
                    overwrite: bool = False,
@@ -84,11 +70,8 @@ def run_generation(checkpoint: Path, out_dir: Path, cfg: GenerateConfig, *,
         The summary (also in ``generate.json``), with ``table`` (Markdown) and
         ``figures`` (paths).
     """
-    import torch
-    from threadpoolctl import threadpool_limits
     from tqdm.auto import tqdm
 
-    from mcsim.sampler import threads as numba_threads
     from vae.checkpoint import load_model
 
     out_dir = Path(out_dir)
@@ -100,14 +83,9 @@ def run_generation(checkpoint: Path, out_dir: Path, cfg: GenerateConfig, *,
     except OSError as exc:
         raise UserError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
     ck_path = Path(checkpoint)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        with numba_threads(cfg.threads), threadpool_limits(limits=cfg.threads):
-            return _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors,
-                        load_model, tqdm)
-    finally:
-        torch.set_num_threads(old_threads)
+    with thread_limits(cfg.threads, torch=True):
+        return _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors,
+                    load_model, tqdm)
 
 
 def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, load_model, tqdm):
@@ -353,5 +331,5 @@ def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, load_mode
     with atomic_output(out_dir / "generate.md", overwrite=True) as tmp:
         tmp.write_text(md)
     with atomic_output(out_dir / "generate.json", overwrite=True) as tmp:
-        tmp.write_text(json.dumps(_clean(summary), indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(jsonable(summary, nonfinite="str"), indent=1, sort_keys=True))
     return summary

@@ -20,9 +20,9 @@ from mcsim.observables import pair_distances
 from mcsim.potentials import Potential, total_energy
 from pipelines.generate.config import _DECODE_BATCH, _PROGRESS_MIN, _is_int
 from pipelines.generate.latents import _require_distance_model, _sim_configs
-from reconstruct.distances import symmetrize_distances
 from reconstruct.pipeline import reconstruct_configurations
 from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
+from vae.data import length_scale
 from vae.priors import GammaInterpolationWarning, LatentPrior
 
 
@@ -127,10 +127,11 @@ def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
     """Decode (at ``gamma`` for decoders that take it), reconstruct and check latents
     z (m, D); accumulates step times. ``placement``: keyword arguments of the
     placement (rule, gamma, temperature, seed, start index)."""
+    if not math.isclose(scale, length_scale(trained.config.data.scaling, trained.info.box)):
+        raise ValueError(f"scale: must be the model's length scale, got {scale!r}")
     t1 = time.perf_counter()
-    dec = trained.decode(z, batch_size=_DECODE_BATCH, gamma=gamma)
+    d = trained.decode_distances(z, batch_size=_DECODE_BATCH, gamma=gamma)  # sigma
     t2 = time.perf_counter()
-    d = symmetrize_distances(dec[:, 0].astype(np.float64) * scale)  # input units -> sigma
     rec = reconstruct_configurations(d, box, **placement)
     t3 = time.perf_counter()
     pos = rec.positions
@@ -196,8 +197,6 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
             configurations.
     """
     from tqdm.auto import tqdm
-
-    from vae.data import length_scale
 
     _require_distance_model(trained)
     if not _is_int(n) or n < 0:

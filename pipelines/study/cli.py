@@ -32,19 +32,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcsim.clitools import ArgumentParser, UserError, check_outputs, clamp_threads, positive_int
-from pipelines.anomaly import AnomalyConfig
-from pipelines.generate import GenerateConfig
+from mcsim.clitools import (
+    DEFAULT_THREADS,
+    ArgumentParser,
+    UserError,
+    add_progress_flags,
+    check_outputs,
+    clamp_threads,
+    positive_int,
+    show_progress,
+)
+from mcsim.shared import thread_limits
 from pipelines.study.common import (
     StageUnavailable,
-    check_external,
-    sim_config,
 )
 from pipelines.study.engine import StageRecord, run_stage, write_json
 from pipelines.study.profiles import load_overrides, resolve_config
 from pipelines.study.stages import NAMES, STAGES
-from pipelines.study.stages.sweep import sweep_run_config
-from pipelines.study.stages.train import run_config
 
 __all__ = ["STAGES", "NAMES", "PROG", "MARKER", "build_parser", "validate_config", "run_study",
            "main"]
@@ -61,13 +65,13 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--quick", action="store_true",
                    help="small data, few epochs: a few minutes on 2 cores (the default)")
     g.add_argument("--full", action="store_true", help="the study's scale (hours on 2 cores)")
-    p.add_argument("--config", metavar="FILE.toml",
-                   help="override any parameter by section and key")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML or JSON file overriding any parameter by section and key")
     p.add_argument("--out", metavar="DIR",
                    help="output directory (default runs/study-quick or runs/study-full)")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="CPU threads for numba and torch (default 1; results do not "
-                   "depend on it)")
+    p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help=f"CPU threads for numba, BLAS and torch (default {DEFAULT_THREADS}; "
+                   "results do not depend on it)")
     p.add_argument("--seed", type=int, default=None, help="master seed (default 0)")
     p.add_argument("--only", nargs="+", metavar="STAGE", choices=NAMES,
                    help="run only these stages (and the uncached stages they need)")
@@ -75,72 +79,19 @@ def build_parser() -> ArgumentParser:
                    help="rerun these stages even if cached")
     p.add_argument("--overwrite", action="store_true",
                    help="allow replacing the stages of a run made with the other profile")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flags(p)
     return p
 
 
-def _config_error(exc: Exception, sections: dict[str, str]) -> UserError:
-    msg = str(exc)
-    field = msg.split(":", 1)[0].split(".")[0]
-    return UserError(f"--config: {sections.get(field, '')}{msg}")
-
-
 def validate_config(cfg: dict[str, Any]) -> dict[str, str]:
-    """Build every configuration object now, so that a bad value stops the run before
-    anything is written (one-line error naming the key), and fill in the defaults of
-    the anomaly and generate sections. Returns the stages that cannot run, with the
-    reason (none: every stage's code is imported directly)."""
-    sim_fields = {"n_particles": "system.", "box": "system.", "temperature": "system.",
-                  "gammas": "system.", "potential": "data.", "cutoff": "data."}
-    try:
-        sim_config(cfg)
-    except ValueError as exc:
-        raise _config_error(exc, {**{k: "data." for k in ("n_samples", "delta", "sweeps",
-                                                          "protocol", "seed")},
-                                  **sim_fields}) from None
-    for cfg_fn, prefix in ((run_config, "vae."), (sweep_run_config, "sweep/vae.")):
-        try:
-            cfg_fn(cfg)
-        except (ValueError, UserError) as exc:
-            raise UserError(f"--config: {prefix}{exc}") from None
-    d, sw, lt, rc = cfg["data"], cfg["sweep"], cfg["latent"], cfg["reconstruct"]
-
-    def need(ok: bool, key: str, what: str, value: Any) -> None:
-        if not ok:
-            raise UserError(f"--config: {key}: {what}, got {value!r}")
-
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    for k, lo in (("check_samples", 0), ("n_traces", 0), ("chunk_size", 1)):
-        need(is_int(d[k]) and d[k] >= lo, f"data.{k}", f"must be an integer >= {lo}", d[k])
-    need(isinstance(d.get("equilibrated", False), bool), "data.equilibrated",
-         "must be true or false", d.get("equilibrated"))
-    need(len(cfg["system"]["gammas"]) >= 1, "system.gammas", "need at least one", [])
-    need(bool(sw["latent_dims"]) and all(is_int(v) and v >= 1 for v in sw["latent_dims"]),
-         "sweep.latent_dims", "must be a non-empty list of positive integers",
-         sw["latent_dims"])
-    need(bool(sw["weights"]) and all(not isinstance(v, bool) and v >= 0 for v in sw["weights"]),
-         "sweep.weights", "must be a non-empty list of numbers >= 0", sw["weights"])
-    for w in sw["weights"]:
-        try:
-            from vae.config import LossConfig
-
-            LossConfig(form=cfg["vae"]["loss"]["form"], weight=w)
-        except (ValueError, UserError) as exc:
-            raise UserError(f"--config: sweep.weights: {exc}") from None
-    for k, lo in (("tsne_points", 0), ("n_traverse", 1), ("seed", 0)):
-        need(is_int(lt[k]) and lt[k] >= lo, f"latent.{k}", f"must be an integer >= {lo}",
-             lt[k])
-    for k, lo in (("n_boot", 2), ("bins", 1), ("profile_bins", 1), ("seed", 0)):
-        need(is_int(rc[k]) and rc[k] >= lo, f"reconstruct.{k}", f"must be an integer >= {lo}",
-             rc[k])
-    from reconstruct.placement import PLACEMENTS
-
-    need(rc["placement"] in PLACEMENTS, "reconstruct.placement",
-         f"must be one of {', '.join(PLACEMENTS)}", rc["placement"])
-    for section, cls in (("anomaly", AnomalyConfig), ("generate", GenerateConfig)):
-        cfg[section] = check_external(cfg, section, cls)  # every default filled in
+    """Check every stage's section now (``Stage.validate``: build its configuration
+    objects), so that a bad value stops the run before anything is written (one-line
+    error naming the key); the open sections (anomaly, generate) get every default
+    filled in. Returns the stages that cannot run, with the reason (none: every
+    stage's code is imported directly)."""
+    for stage in STAGES:
+        if stage.validate is not None:
+            stage.validate(cfg)
     return {}
 
 
@@ -255,20 +206,14 @@ def _main(argv: list[str] | None = None) -> int:
     check_outputs(dirs=[("--out", out)], inputs=[("--config", args.config)],
                   overwrite=args.overwrite)
     _prepare_out(out, profile, args.overwrite)
-    import numba
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(args.threads)
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     write_json(out / "config.resolved.json", cfg)
     _log(f"{profile} profile -> {out} ({args.threads} thread{'s' * (args.threads > 1)})")
     t0 = time.perf_counter()
     command = " ".join([PROG, *(shlex.quote(a) for a in (argv if argv is not None
                                                          else sys.argv[1:]))])
-    with threadpool_limits(args.threads):
+    with thread_limits(args.threads, torch=True):
         records, failed = run_study(cfg, out, only=args.only, force=args.force,
-                                    threads=args.threads, progress=not args.no_progress,
+                                    threads=args.threads, progress=show_progress(args),
                                     unavailable=unavailable, command=command)
     total = time.perf_counter() - t0
     print(f"{'stage':<13} {'status':<8} {'seconds':>8}")

@@ -7,16 +7,23 @@ The stages themselves are in :mod:`pipelines.study.stages` (one module each).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
 from mcsim.clitools import UserError
+from mcsim.shared import is_int
 from pipelines.study.engine import StageRecord
 
 __all__ = [
     "DATA_FILE",
     "StageUnavailable",
+    "ConfigKeyError",
+    "need",
+    "check_ints",
+    "merge_overrides",
     "sim_config",
     "cutoff_value",
     "external_config",
@@ -31,6 +38,86 @@ DATA_FILE = "study.h5"
 
 class StageUnavailable(RuntimeError):
     """A stage cannot run (kept for stages that depend on optional code)."""
+
+
+class ConfigKeyError(UserError):
+    """An unknown or ill-typed key in a ``--config`` file (names the dotted key)."""
+
+
+def need(ok: bool, key: str, what: str, value: Any) -> None:
+    """A UserError ``--config: <key>: <what>, got <value>`` unless ``ok``."""
+    if not ok:
+        raise UserError(f"--config: {key}: {what}, got {value!r}")
+
+
+def check_ints(section: dict[str, Any], prefix: str, minima: dict[str, int]) -> None:
+    """Each key of ``minima`` in ``section`` is an integer >= its minimum."""
+    for k, lo in minima.items():
+        need(is_int(section[k]) and section[k] >= lo, f"{prefix}.{k}",
+             f"must be an integer >= {lo}", section[k])
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list | tuple):
+        return "list"
+    if isinstance(v, dict):
+        return "table"
+    if v is None:
+        return "none"
+    return type(v).__name__
+
+
+def _check_value(key: str, default: Any, value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigKeyError(f"--config: {key}: must be finite, got {value!r}")
+    if default is None or value is None:
+        return  # optional settings: checked by the config class that uses them
+    if key.endswith("cutoff") and isinstance(value, str) and value.strip().lower() == "none":
+        return  # no cutoff
+    kd, kv = _kind(default), _kind(value)
+    if kd != kv:
+        raise ConfigKeyError(f"--config: {key}: expected a {kd}, got {kv} {value!r}")
+    if kd == "list" and default and value and _kind(default[0]) == "number":
+        for v in value:
+            if _kind(v) != "number":
+                raise ConfigKeyError(f"--config: {key}: expected a list of numbers, "
+                                     f"got {value!r}")
+
+
+def merge_overrides(base: dict[str, Any], over: dict[str, Any], prefix: str = "",
+                    open_keys: bool = False, open_sections: tuple[str, ...] = ()
+                    ) -> dict[str, Any]:
+    """``base`` with ``over`` merged in, key by key. A key absent from ``base`` is an
+    error naming its dotted path, unless ``open_keys`` or the key's section is one of
+    ``open_sections`` (sections validated later by a config class)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        key = f"{prefix}{k}"
+        if k not in out:
+            if open_keys:
+                out[k] = copy.deepcopy(v)
+                continue
+            raise ConfigKeyError(f"--config: {key}: unknown key")
+        if isinstance(out[k], dict):
+            if not isinstance(v, dict):
+                raise ConfigKeyError(f"--config: {key}: is a section, got {v!r}")
+            out[k] = merge_overrides(out[k], v, f"{key}.", open_keys or key in open_sections,
+                                     open_sections)
+        else:
+            if isinstance(v, dict):
+                raise ConfigKeyError(f"--config: {key}: is a value, not a section")
+            if not open_keys:
+                _check_value(key, out[k], v)
+            out[k] = copy.deepcopy(v)
+    return out
+
+
 
 
 # ---------------------------------------------------------------- configurations

@@ -20,7 +20,6 @@ directory, and a JSON-able summary). :func:`run_stage` decides what to do:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
 import json
@@ -28,13 +27,13 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from mcsim.shared import jsonable, write_json
 
 __all__ = [
     "STAGE_FILE",
@@ -53,38 +52,6 @@ __all__ = [
 STAGE_FILE = "stage.json"
 RUNNING_FILE = ".running.json"
 _REPO = Path(__file__).resolve().parents[2]
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with NumPy scalars/arrays, tuples and paths turned into JSON types;
-    non-finite floats become None."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        v = float(obj)
-        return v if np.isfinite(v) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(jsonable(obj), indent=2, sort_keys=True))
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 _CODE_CACHE: dict[str, str] = {}
@@ -274,6 +241,18 @@ class Stage:
         title: one line for the banner.
         heading: its section title in the report (default: the name).
         order: its place in the study (stages run in this order).
+        section: the section of the study's configuration it owns ("" for none).
+        defaults: that section in each profile, by profile name (``quick``, ``full``).
+        complete: ``complete(section) -> section`` fills in defaults defined elsewhere
+            (e.g. a config class's) before overrides are merged.
+        open_keys: the section's keys are the fields of a config class that validates
+            them (``validate``), not checked against ``defaults``.
+        seeds: config paths (tuples of keys) that receive the master seed unless the
+            ``--config`` file sets them.
+        resolve: ``resolve(cfg, overrides, threads)`` sets values derived from other
+            sections (after overrides and seeds).
+        validate: ``validate(cfg)`` raises a UserError naming the bad key (before any
+            stage runs); it may fill in the section's defaults.
     """
 
     name: str
@@ -284,6 +263,13 @@ class Stage:
     title: str = ""
     heading: str = ""
     order: int = 0
+    section: str = ""
+    defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    open_keys: bool = False
+    seeds: tuple[tuple[str, ...], ...] = ()
+    resolve: Callable[[dict[str, Any], dict[str, Any], int | None], None] | None = None
+    validate: Callable[[dict[str, Any]], None] | None = None
 
 
 def _now() -> str:

@@ -69,12 +69,10 @@ here plus its test.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import torch
 from torch import nn
 
+from mcsim.shared import discover
 from vae.models.base import VAE, Architecture, VAEOutput
 from vae.models.conv import ConvVAE
 from vae.models.fc import FCVAE
@@ -95,18 +93,10 @@ __all__ = [
 ]
 
 
-def _discover() -> dict[str, Architecture]:
-    found = []
-    for info in pkgutil.iter_modules(__path__):
-        mod = importlib.import_module(f"{__name__}.{info.name}")
-        arch = getattr(mod, "ARCHITECTURE", None)
-        if isinstance(arch, Architecture):
-            found.append(arch)
-    return {a.name: a for a in sorted(found, key=lambda a: (a.order, a.name))}
-
-
 #: every architecture, by ``model.arch`` name, in listing order
-ARCHITECTURES: dict[str, Architecture] = _discover()
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a for a in sorted(discover(__name__, "ARCHITECTURE", Architecture),
+                              key=lambda a: (a.order, a.name))}
 
 
 def build_model(cfg, n_particles: int, box: float, seed: int | None = None) -> VAE:

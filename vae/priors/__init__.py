@@ -63,9 +63,7 @@ plus its test (and, if it has settings of its own, their fields in
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from mcsim.shared import discover
 from vae.priors.base import (
     PRIOR_FORMAT,
     GammaInterpolationWarning,
@@ -99,17 +97,9 @@ __all__ = [
 ]
 
 
-def _discover() -> dict[str, PriorSpec]:
-    found = []
-    for info in pkgutil.iter_modules(__path__):
-        mod = importlib.import_module(f"{__name__}.{info.name}")
-        spec = getattr(mod, "PRIOR", None)
-        if isinstance(spec, PriorSpec):
-            found.append(spec)
-    return {s.name: s for s in sorted(found, key=lambda s: (s.order, s.name))}
-
-
 #: every prior, by name, in report order
-PRIOR_SPECS: dict[str, PriorSpec] = _discover()
+PRIOR_SPECS: dict[str, PriorSpec] = {
+    s.name: s for s in sorted(discover(__name__, "PRIOR", PriorSpec),
+                              key=lambda s: (s.order, s.name))}
 #: Names of the priors, in the order they are reported.
 PRIORS: tuple[str, ...] = tuple(PRIOR_SPECS)

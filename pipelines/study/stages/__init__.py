@@ -9,26 +9,15 @@ cache key through the modules it imports.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
+from mcsim.shared import discover
 from pipelines.study.engine import Stage
 
 __all__ = ["STAGES", "NAMES", "by_name"]
 
 
-def _discover() -> tuple[Stage, ...]:
-    found = []
-    for info in pkgutil.iter_modules(__path__):
-        mod = importlib.import_module(f"{__name__}.{info.name}")
-        stage = getattr(mod, "STAGE", None)
-        if isinstance(stage, Stage):
-            found.append(stage)
-    return tuple(sorted(found, key=lambda s: (s.order, s.name)))
-
-
 #: every stage of the study, in the order they run
-STAGES: tuple[Stage, ...] = _discover()
+STAGES: tuple[Stage, ...] = tuple(sorted(discover(__name__, "STAGE", Stage),
+                                         key=lambda s: (s.order, s.name)))
 NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
 

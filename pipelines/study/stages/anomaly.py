@@ -6,6 +6,7 @@ from typing import Any
 
 from pipelines.anomaly import AnomalyConfig, run_anomaly_test
 from pipelines.study.common import (
+    check_external,
     config_dict,
     data_file,
     external_config,
@@ -29,5 +30,29 @@ def stage_anomaly(ctx: StageContext) -> dict[str, Any]:
     return {"result": summary, "config": config_dict(acfg)}
 
 
-STAGE = Stage("anomaly", stage_anomaly, params_anomaly, ("data", "train", "anomaly_data"),
-              title="anomaly tests", heading="Anomaly detection", order=70)
+#: AnomalyConfig fields that follow the study's data unless the file sets them
+_FOLLOWS = {"temperature": ("system", "temperature"), "potential": ("data", "potential"),
+            "cutoff": ("data", "cutoff"), "sweeps": ("data", "sweeps"),
+            "delta": ("data", "delta")}
+
+
+def _resolve(cfg: dict[str, Any], over: dict[str, Any], threads: int | None) -> None:
+    """The anomaly sets are simulated like the study's data unless the file says
+    otherwise."""
+    for k_an, (sec, k) in _FOLLOWS.items():
+        if k_an not in over.get("anomaly", {}):
+            cfg["anomaly"][k_an] = cfg[sec][k]
+
+
+def validate_anomaly(cfg: dict[str, Any]) -> None:
+    """The section builds an AnomalyConfig; every default is filled in."""
+    cfg["anomaly"] = check_external(cfg, "anomaly", AnomalyConfig)
+
+
+STAGE = Stage(
+    "anomaly", stage_anomaly, params_anomaly, ("data", "train", "anomaly_data"),
+    title="anomaly tests", heading="Anomaly detection", order=70, section="anomaly",
+    defaults={"quick": {"n": 300, "bootstrap": 200, "impute_n": 100, "iforest_trees": 100},
+              "full": {"n": 2000}},
+    open_keys=True, seeds=(("anomaly", "seed"),), resolve=_resolve,
+    validate=validate_anomaly)

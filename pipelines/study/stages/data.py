@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mcsim.clitools import UserError
 from pipelines.study.common import (
     DATA_FILE,
+    check_ints,
+    need,
     sim_config,
 )
 from pipelines.study.engine import Stage, StageContext
@@ -87,5 +90,38 @@ def _warn_verdicts(verdicts: dict[str, dict], n: int) -> None:
                 f"max |z| = {z_abs:.1f}); set data.equilibrated = true for equilibrated data\n")
 
 
-STAGE = Stage("data", stage_data, params_data, (), title="Monte Carlo datasets for the four gammas",
-              heading="Monte Carlo data", order=10)
+def _config_error(exc: Exception, sections: dict[str, str]) -> UserError:
+    msg = str(exc)
+    field = msg.split(":", 1)[0].split(".")[0]
+    return UserError(f"--config: {sections.get(field, '')}{msg}")
+
+
+def validate_data(cfg: dict[str, Any]) -> None:
+    """The study's SimConfig builds (errors name ``system.`` or ``data.`` keys), and the
+    run options of the ``data`` section are in range."""
+    sim_fields = {"n_particles": "system.", "box": "system.", "temperature": "system.",
+                  "gammas": "system.", "potential": "data.", "cutoff": "data."}
+    try:
+        sim_config(cfg)
+    except ValueError as exc:
+        raise _config_error(exc, {**{k: "data." for k in ("n_samples", "delta", "sweeps",
+                                                          "protocol", "seed")},
+                                  **sim_fields}) from None
+    d = cfg["data"]
+    check_ints(d, "data", {"check_samples": 0, "n_traces": 0, "chunk_size": 1})
+    need(isinstance(d.get("equilibrated", False), bool), "data.equilibrated",
+         "must be true or false", d.get("equilibrated"))
+    need(len(cfg["system"]["gammas"]) >= 1, "system.gammas", "need at least one", [])
+
+
+_DATA = {"sweeps": 2500, "delta": 0.2, "potential": "lj", "cutoff": 3.0,
+         "protocol": "independent", "check_samples": 0, "n_traces": 4}
+
+STAGE = Stage(
+    "data", stage_data, params_data, (), title="Monte Carlo datasets for the four gammas",
+    heading="Monte Carlo data", order=10, section="data",
+    defaults={"quick": {"n_samples": 800, **_DATA, "chunk_size": 200, "equilibrated": False,
+                        "seed": 0},
+              "full": {"n_samples": 10_000, **_DATA, "chunk_size": 500,
+                       "equilibrated": False, "seed": 0}},
+    seeds=(("data", "seed"),), validate=validate_data)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pipelines.generate import GenerateConfig, run_generation
 from pipelines.study.common import (
+    check_external,
     config_dict,
     external_config,
     figures_in,
@@ -31,5 +32,20 @@ def stage_generate(ctx: StageContext) -> dict[str, Any]:
     return {"result": summary, "config": config_dict(gcfg)}
 
 
-STAGE = Stage("generate", stage_generate, params_generate, ("data", "train"),
-              title="generation", heading="Generation", order=80)
+def _resolve(cfg: dict[str, Any], over: dict[str, Any], threads: int | None) -> None:
+    """``generate.threads`` follows ``--threads`` (its timings) unless the file sets it."""
+    if threads is not None and "threads" not in over.get("generate", {}):
+        cfg["generate"]["threads"] = int(threads)
+
+
+def validate_generate(cfg: dict[str, Any]) -> None:
+    """The section builds a GenerateConfig; every default is filled in."""
+    cfg["generate"] = check_external(cfg, "generate", GenerateConfig)
+
+
+STAGE = Stage(
+    "generate", stage_generate, params_generate, ("data", "train"), title="generation",
+    heading="Generation", order=80, section="generate",
+    defaults={"quick": {"n": 1000, "flow_epochs": 20, "n_boot": 100}, "full": {}},
+    open_keys=True, seeds=(("generate", "seed"),), resolve=_resolve,
+    validate=validate_generate)

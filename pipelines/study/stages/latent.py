@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.study.common import (
+    check_ints,
     data_file,
 )
 from pipelines.study.engine import Stage, StageContext
@@ -24,13 +25,10 @@ def stage_latent(ctx: StageContext) -> dict[str, Any]:
     from vae.checkpoint import load_model
     from vae.data import output_max
     from vae.latent import analyze
-    from vae.training import prepare_data
 
     tv = load_model(ctx.deps["train"].dir / "best.pt")
     cfg = tv.config
-    data = prepare_data(cfg, [data_file(ctx.deps["data"])])
-    if data.info.fingerprint != tv.info.fingerprint:
-        raise RuntimeError("latent: the data differ from the ones the model was trained on")
+    data = tv.training_data([data_file(ctx.deps["data"])])
     p = ctx.params
     summary = analyze(tv.model, data.x, data.gamma, tv.split, ctx.dir,
                       representation=cfg.data.representation,
@@ -43,5 +41,13 @@ def stage_latent(ctx: StageContext) -> dict[str, Any]:
             "latent_dim": summary["latent_dim"], "n_test": summary["n_test"]}
 
 
-STAGE = Stage("latent", stage_latent, params_latent, ("data", "train"), title="latent analysis",
-              heading="Latent space", order=50)
+def validate_latent(cfg: dict[str, Any]) -> None:
+    check_ints(cfg["latent"], "latent", {"tsne_points": 0, "n_traverse": 1, "seed": 0})
+
+
+STAGE = Stage(
+    "latent", stage_latent, params_latent, ("data", "train"), title="latent analysis",
+    heading="Latent space", order=50, section="latent",
+    defaults={"quick": {"tsne_points": 300, "n_traverse": 5, "seed": 0},
+              "full": {"tsne_points": 2000, "n_traverse": 5, "seed": 0}},
+    seeds=(("latent", "seed"),), validate=validate_latent)

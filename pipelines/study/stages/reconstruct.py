@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.study.common import cutoff_value, data_file
+from mcsim.shared import save_figure
+from pipelines.study.common import check_ints, cutoff_value, data_file, need
 from pipelines.study.engine import Stage, StageContext
 
 __all__ = ["params_reconstruct", "stage_reconstruct", "energy_skipping_close_pairs",
@@ -121,30 +122,24 @@ def _metrics(orig: np.ndarray, rec_pos: np.ndarray, dist: np.ndarray, gamma, pot
 def stage_reconstruct(ctx: StageContext) -> dict[str, Any]:
     """Reconstruct decoded test matrices and exact ones; compare energies."""
     from mcsim.potentials import Potential
-    from reconstruct.distances import distance_matrices, symmetrize_distances
+    from reconstruct.distances import distance_matrices
     from reconstruct.metrics import height_profile
     from reconstruct.pipeline import reconstruct_configurations, write_reconstruction
     from vae.checkpoint import load_model
-    from vae.data import length_scale, sort_particles
-    from vae.training import prepare_data
+    from vae.data import sort_particles
 
     p = ctx.params
     tv = load_model(ctx.deps["train"].dir / "best.pt")
     cfg = tv.config
-    if cfg.data.representation != "distance":
-        raise RuntimeError("reconstruct: the model must take distance matrices, not "
-                           f"{cfg.data.representation!r}")
-    data = prepare_data(cfg, [data_file(ctx.deps["data"])])
-    if data.info.fingerprint != tv.info.fingerprint:
-        raise RuntimeError("reconstruct: the data differ from the model's training data")
+    tv.require_distance("reconstruction")
+    data = tv.training_data([data_file(ctx.deps["data"])])
     te = tv.split.test
     box = data.info.box
     gamma = data.gamma[te]
     # originals with the particle labels of the matrices (sorted as the model's inputs)
     orig = sort_particles(data.positions[te], cfg.data.sort)
-    s = length_scale(cfg.data.scaling, box)  # input units -> sigma
-    decoded = tv.reconstruct(data.x[te])[:, 0].astype(np.float64) * s
-    matrices = {"vae": symmetrize_distances(decoded), "exact": distance_matrices(orig)}
+    mu_z, _ = tv.encode(data.x[te])
+    matrices = {"vae": tv.decode_distances(mu_z), "exact": distance_matrices(orig)}
     potential = Potential.parse(p["potential"], cutoff=cutoff_value(p["cutoff"]))
     n = orig.shape[1]
     gs = np.unique(gamma)
@@ -204,10 +199,7 @@ def _temperature(ctx: StageContext) -> float:
 
 
 def _save(fig, path) -> None:
-    from mcsim.clitools import atomic_output
-
-    with atomic_output(path, overwrite=True) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def _figure_energies(ctx: StageContext, comparisons, gs, n: int) -> None:
@@ -288,6 +280,21 @@ def _figure_profiles(ctx: StageContext, profiles, gs) -> None:
     ctx.figures.append("profiles.png")
 
 
-STAGE = Stage("reconstruct", stage_reconstruct, params_reconstruct, ("data", "train"),
-              title="reconstruction of VAE outputs", heading="Reconstruction of VAE outputs",
-              order=60)
+def validate_reconstruct(cfg: dict[str, Any]) -> None:
+    from reconstruct.placement import PLACEMENTS
+
+    rc = cfg["reconstruct"]
+    check_ints(rc, "reconstruct", {"n_boot": 2, "bins": 1, "profile_bins": 1, "seed": 0})
+    need(rc["placement"] in PLACEMENTS, "reconstruct.placement",
+         f"must be one of {', '.join(PLACEMENTS)}", rc["placement"])
+
+
+STAGE = Stage(
+    "reconstruct", stage_reconstruct, params_reconstruct, ("data", "train"),
+    title="reconstruction of VAE outputs", heading="Reconstruction of VAE outputs",
+    order=60, section="reconstruct",
+    defaults={"quick": {"n_boot": 100, "bins": 30, "profile_bins": 25, "seed": 0,
+                        "placement": "thermal"},
+              "full": {"n_boot": 200, "bins": 30, "profile_bins": 40, "seed": 0,
+                       "placement": "thermal"}},
+    seeds=(("reconstruct", "seed"),), validate=validate_reconstruct)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mcsim.clitools import UserError
+from mcsim.shared import is_int
 from pipelines.study.common import (
     data_file,
+    need,
 )
 from pipelines.study.engine import Stage, StageContext
 
@@ -44,6 +47,34 @@ def stage_sweep(ctx: StageContext) -> dict[str, Any]:
             "n_configurations": int(len(data.gamma))}
 
 
+def validate_sweep(cfg: dict[str, Any]) -> None:
+    """The sweep's base RunConfig builds; its grid is non-empty and every weight is a
+    valid loss weight."""
+    try:
+        sweep_run_config(cfg)
+    except (ValueError, UserError) as exc:
+        raise UserError(f"--config: sweep/vae.{exc}") from None
+    sw = cfg["sweep"]
+    need(bool(sw["latent_dims"]) and all(is_int(v) and v >= 1 for v in sw["latent_dims"]),
+         "sweep.latent_dims", "must be a non-empty list of positive integers",
+         sw["latent_dims"])
+    need(bool(sw["weights"]) and all(not isinstance(v, bool) and v >= 0 for v in sw["weights"]),
+         "sweep.weights", "must be a non-empty list of numbers >= 0", sw["weights"])
+    from vae.config import LossConfig
+
+    for w in sw["weights"]:
+        try:
+            LossConfig(form=cfg["vae"]["loss"]["form"], weight=w)
+        except (ValueError, UserError) as exc:
+            raise UserError(f"--config: sweep.weights: {exc}") from None
+
+
 STAGE = Stage("sweep", stage_sweep, params_sweep, ("data",),
               title="latent dimension x lambda sweep", heading="Latent dimension × λ sweep",
-              order=40)
+              order=40, section="sweep",
+              defaults={"quick": {"latent_dims": [10, 40], "weights": [1e-4, 1e-3],
+                                  "epochs": 8, "max_per_gamma": 400},
+                        "full": {"latent_dims": [10, 20, 40, 80],
+                                 "weights": [1e-4, 3.5e-4, 1e-3], "epochs": 30,
+                                 "max_per_gamma": 10_000}},
+              validate=validate_sweep)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcsim.clitools import UserError
 from pipelines.study.common import (
     data_file,
+    merge_overrides,
 )
 from pipelines.study.engine import Stage, StageContext
 
@@ -47,5 +49,30 @@ def stage_train(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-STAGE = Stage("train", stage_train, params_train, ("data",), title="the default VAE",
-              heading="VAE training", order=30)
+def _complete(section: dict[str, Any]) -> dict[str, Any]:
+    """Every RunConfig default, the profile's values on top."""
+    from vae.config import RunConfig
+
+    return merge_overrides(RunConfig().to_dict(), section, "vae.")
+
+
+def validate_train(cfg: dict[str, Any]) -> None:
+    """The ``vae`` section builds a RunConfig."""
+    try:
+        run_config(cfg)
+    except (ValueError, UserError) as exc:
+        raise UserError(f"--config: vae.{exc}") from None
+
+
+def _vae(epochs: int) -> dict[str, Any]:
+    return {"data": {"val_fraction": 0.1, "test_fraction": 0.2},
+            "model": {"arch": "pair", "latent_dim": 40},
+            "loss": {"form": "lambda", "weight": 3.5e-4},
+            "train": {"epochs": epochs, "batch_size": 128, "lr": 1e-3, "patience": 10}}
+
+
+STAGE = Stage(
+    "train", stage_train, params_train, ("data",), title="the default VAE",
+    heading="VAE training", order=30, section="vae",
+    defaults={"quick": _vae(25), "full": _vae(100)}, complete=_complete,
+    seeds=(("vae", "train", "seed"), ("vae", "data", "split_seed")), validate=validate_train)
