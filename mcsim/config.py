@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mcsim.potentials import Potential
 from mcsim.shared import is_int as _is_int
 from mcsim.shared import is_number as _is_num
+from mcsim.shared import unknown_fields
 
 __all__ = ["PROTOCOLS", "SimConfig"]
 
@@ -131,10 +132,7 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SimConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"config: must be a JSON object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        unknown = unknown_fields(cls, d)
         if unknown:
             raise ValueError(f"config: unknown fields {', '.join(sorted(unknown))}")
         d = dict(d)

@@ -35,6 +35,7 @@ __all__ = [
     "check_int",
     "check_number",
     "check_choice",
+    "unknown_fields",
     "jsonable",
     "write_json",
     "save_figure",
@@ -80,6 +81,17 @@ def check_number(name: str, value: Any, lo: float, hi: float, *, lo_open: bool =
     if not ok:
         lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
         fail(name, f"must be a number in {lb}{lo:g}, {hi:g}{rb}", value, error)
+
+
+def unknown_fields(cls: type, d: Any, error: type[Exception] = ValueError,
+                   what: str = "config", kind: str = "a JSON object") -> list[str]:
+    """The keys of ``d`` that are not fields of dataclass ``cls`` (sorted); ``error``
+    ``"<what>: must be <kind>, got <type>"`` if ``d`` is not a dict."""
+    import dataclasses
+
+    if not isinstance(d, dict):
+        raise error(f"{what}: must be {kind}, got {type(d).__name__}")
+    return sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str],
@@ -180,13 +192,14 @@ def thread_limits(n: int | None, *, torch: bool = False) -> Iterator[None]:
 
 # ---------------------------------------------------------------- registries
 
-def discover(package: str, attr: str, kind: type) -> list[Any]:
-    """The ``attr`` of every module of ``package`` (imported by name) that defines one of
-    type ``kind``, in module-name order: a registry in which each member is one module."""
+def discover(package: str, attr: str, kind: type) -> dict[str, Any]:
+    """A registry in which each member is one module: the ``attr`` of every module of
+    ``package`` (imported by name) that defines one of type ``kind``, by its ``name``,
+    ordered by its ``order`` (then name)."""
     pkg = importlib.import_module(package)
     found = []
     for info in pkgutil.iter_modules(pkg.__path__):
         entry = getattr(importlib.import_module(f"{package}.{info.name}"), attr, None)
         if isinstance(entry, kind):
             found.append(entry)
-    return found
+    return {e.name: e for e in sorted(found, key=lambda e: (e.order, e.name))}

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mcsim.clitools import UserError
-from mcsim.shared import check_choice, check_int, check_number, fail
+from mcsim.shared import check_choice, check_int, check_number, fail, unknown_fields
 
 __all__ = [
     "ConfigError",
@@ -117,10 +117,7 @@ def _tuple_of_ints(name: str, value: Any) -> tuple[int, ...] | None:
 
 
 def _from_dict(cls, d: Any, prefix: str):
-    if not isinstance(d, dict):
-        raise ConfigError(f"{prefix}: must be a JSON object, got {type(d).__name__}")
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - names)
+    unknown = unknown_fields(cls, d, ConfigError, prefix)
     if unknown:
         raise ConfigError(f"{prefix}.{unknown[0]}: unknown setting")
     return cls(**d)

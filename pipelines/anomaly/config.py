@@ -20,12 +20,12 @@ kind                 sets
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from mcsim.clitools import UserError
 from mcsim.potentials import Potential
-from mcsim.shared import fail
+from mcsim.shared import fail, unknown_fields
 from mcsim.shared import is_int as _is_int
 from mcsim.shared import is_number as _is_num
 
@@ -271,10 +271,7 @@ class AnomalyConfig:
     def from_dict(cls, d: dict[str, Any]) -> AnomalyConfig:
         """Inverse of :meth:`to_dict`; unknown or invalid fields raise
         :class:`AnomalyConfigError` naming the field."""
-        if not isinstance(d, dict):
-            raise AnomalyConfigError(f"config: must be a table/object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = unknown_fields(cls, d, AnomalyConfigError, kind="a table/object")
         if unknown:
             raise AnomalyConfigError(f"{unknown[0]}: unknown setting")
         try:

@@ -40,12 +40,13 @@ from pipelines.anomaly.metrics import (
 from pipelines.anomaly.report import _SCORE_DEFS, _imputation_table, _markdown, markdown_table
 from pipelines.anomaly.scores import (
     SCORES,
-    EnergyReference,
-    ScoreModels,
+    Batch,
+    FitData,
+    compute_scores,
     decoder_variance,
+    fit_scores,
     matrix_features,
     vae_pass,
-    vae_scores,
 )
 from pipelines.anomaly.sets import (
     apply_mask,
@@ -148,21 +149,15 @@ class _Scorer:
         fit = np.sort(rng.choice(train, size=min(cfg.fit_max, train.size), replace=False))
         self.model = model
         vp = vae_pass(model, ind.x[fit])
-        self.features = matrix_features
-        self.models = ScoreModels(vp.mu_z, matrix_features(ind.x[fit]),
-                                  pca_components=cfg.pca_components, ocsvm_nu=cfg.ocsvm_nu,
-                                  iforest_trees=cfg.iforest_trees, seed=cfg.seed)
-        self.energy = EnergyReference(ind.positions[fit], ind.gamma[fit],
-                                      cfg.training_potential())
+        self.states = fit_scores(FitData(model, vp, matrix_features(ind.x[fit]),
+                                         ind.positions[fit], ind.gamma[fit], cfg))
         self.mean_matrix = ind.x[fit].astype(np.float64).mean(axis=0)
         self.n_fit = int(fit.size)
 
     def __call__(self, x: np.ndarray, positions: np.ndarray):
         vp = vae_pass(self.model, x)
-        s = vae_scores(self.model, vp)
-        s.update(self.models.scores(vp.mu_z, matrix_features(x)))
-        s["energy"] = self.energy.score(positions)
-        return {k: np.asarray(s[k], dtype=np.float64) for k in SCORES}, vp
+        return compute_scores(self.states, Batch(self.model, vp, matrix_features(x),
+                                                 positions)), vp
 
 
 def _usable(scores: dict[str, np.ndarray]) -> list[str]:

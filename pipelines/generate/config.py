@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from mcsim.clitools import UserError
-from mcsim.shared import fail
+from mcsim.shared import fail, unknown_fields
 from mcsim.shared import is_int as _is_int
 from mcsim.shared import is_number as _is_num
 from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
@@ -167,10 +167,7 @@ class GenerateConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GenerateConfig:
-        if not isinstance(d, dict):
-            raise UserError(f"config: must be a JSON object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = unknown_fields(cls, d, UserError)
         if unknown:
             raise UserError(f"{unknown[0]}: unknown setting")
         d = dict(d)

@@ -94,9 +94,7 @@ __all__ = [
 
 
 #: every architecture, by ``model.arch`` name, in listing order
-ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a for a in sorted(discover(__name__, "ARCHITECTURE", Architecture),
-                              key=lambda a: (a.order, a.name))}
+ARCHITECTURES: dict[str, Architecture] = discover(__name__, "ARCHITECTURE", Architecture)
 
 
 def build_model(cfg, n_particles: int, box: float, seed: int | None = None) -> VAE:

@@ -98,8 +98,6 @@ __all__ = [
 
 
 #: every prior, by name, in report order
-PRIOR_SPECS: dict[str, PriorSpec] = {
-    s.name: s for s in sorted(discover(__name__, "PRIOR", PriorSpec),
-                              key=lambda s: (s.order, s.name))}
+PRIOR_SPECS: dict[str, PriorSpec] = discover(__name__, "PRIOR", PriorSpec)
 #: Names of the priors, in the order they are reported.
 PRIORS: tuple[str, ...] = tuple(PRIOR_SPECS)

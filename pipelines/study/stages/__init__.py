@@ -16,8 +16,7 @@ __all__ = ["STAGES", "NAMES", "by_name"]
 
 
 #: every stage of the study, in the order they run
-STAGES: tuple[Stage, ...] = tuple(sorted(discover(__name__, "STAGE", Stage),
-                                         key=lambda s: (s.order, s.name)))
+STAGES: tuple[Stage, ...] = tuple(discover(__name__, "STAGE", Stage).values())
 NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
 
