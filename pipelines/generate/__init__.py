@@ -65,6 +65,7 @@ from pipelines.generate.latents import (
     TrainingLatents,
     checkpoint_fingerprint,
     fit_priors,
+    prior_provenance,
     training_latents,
 )
 from pipelines.generate.plots import plot_gamma_figure
@@ -90,6 +91,7 @@ __all__ = [
     "latest_checkpoint",
     "training_latents",
     "fit_priors",
+    "prior_provenance",
     "generate_configurations",
     "model_temperature",
     "write_generated",

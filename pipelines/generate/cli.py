@@ -191,6 +191,7 @@ def _main(argv: list[str] | None = None) -> int:
         checkpoint_fingerprint,
         fit_priors,
         generate_configurations,
+        prior_provenance,
         run_generation,
         training_latents,
         write_generated,
@@ -244,10 +245,8 @@ def _main(argv: list[str] | None = None) -> int:
             cfg = cfg.replace(priors=(prior.name,))
         else:
             latents = training_latents(trained)
-            prov = {"checkpoint": str(ck), "checkpoint_fingerprint": ck_fp,
-                    "data_fingerprint": trained.info.fingerprint,
-                    "data_files": list(trained.info.files), "fitted_on": "train split"}
-            fitted = fit_priors(priors, latents, cfg, provenance=prov, progress=progress)
+            fitted = fit_priors(priors, latents, cfg, progress=progress,
+                                provenance=prior_provenance(ck, trained, ck_fp))
             if args.save_prior:
                 fitted[priors[0]].save(args.save_prior, overwrite=args.overwrite)
         gammas = list(args.gamma) if args.gamma else list(trained.info.gammas)
@@ -287,7 +286,8 @@ def _main(argv: list[str] | None = None) -> int:
                   + (f"; xyz {xyz}" if xyz else ""))
         if report_dir is not None:
             summary = run_generation(ck, report_dir, cfg, progress=progress,
-                                     overwrite=args.overwrite, priors=fitted)
+                                     overwrite=args.overwrite, priors=fitted,
+                                     trained=trained, latents=latents)
             print(summary["table"])
             for gk, v in summary["targets"]["per_gamma"].items():
                 print(f"gamma {gk}: best prior {v['best_prior']}, energy W1/floor "

@@ -29,6 +29,14 @@ def checkpoint_fingerprint(path: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
+def prior_provenance(checkpoint: str | os.PathLike, trained, fingerprint: str
+                     ) -> dict[str, Any]:
+    """What a prior fitted on ``trained``'s training split records about its origin."""
+    return {"checkpoint": str(checkpoint), "checkpoint_fingerprint": fingerprint,
+            "data_fingerprint": trained.info.fingerprint,
+            "data_files": list(trained.info.files), "fitted_on": "train split"}
+
+
 def _require_distance_model(trained) -> None:
     trained.require_distance("generation")
 

@@ -19,9 +19,11 @@ from mcsim.shared import jsonable, thread_limits
 from pipelines.generate.config import GenerateConfig
 from pipelines.generate.judge import compare_sets, sampler_rate
 from pipelines.generate.latents import (
+    TrainingLatents,
     _require_distance_model,
     checkpoint_fingerprint,
     fit_priors,
+    prior_provenance,
     training_latents,
 )
 from pipelines.generate.plots import plot_gamma_figure
@@ -52,7 +54,8 @@ def _positions_at(files: list[Path], gamma: float) -> tuple[np.ndarray, float]:
 def run_generation(checkpoint: Path, out_dir: Path, cfg: GenerateConfig, *,
                    mc_files: list[Path] | None = None, progress: bool = True,
                    overwrite: bool = False,
-                   priors: dict[str, LatentPrior] | None = None) -> dict[str, Any]:
+                   priors: dict[str, LatentPrior] | None = None,
+                   trained=None, latents: TrainingLatents | None = None) -> dict[str, Any]:
     """Fit the priors, generate at every gamma, judge against held-out MC, write the
     report (module docstring) and return its summary dict.
 
@@ -65,6 +68,8 @@ def run_generation(checkpoint: Path, out_dir: Path, cfg: GenerateConfig, *,
         progress: progress bars.
         overwrite: replace an earlier report in ``out_dir``.
         priors: already fitted priors by name (fitted here when missing).
+        trained: the model of ``checkpoint``, if already loaded (``load_model``).
+        latents: its :func:`training_latents`, if already computed.
 
     Returns:
         The summary (also in ``generate.json``), with ``table`` (Markdown) and
@@ -85,23 +90,21 @@ def run_generation(checkpoint: Path, out_dir: Path, cfg: GenerateConfig, *,
     ck_path = Path(checkpoint)
     with thread_limits(cfg.threads, torch=True):
         return _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors,
-                    load_model, tqdm)
+                    trained if trained is not None else load_model(ck_path), latents, tqdm)
 
 
-def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, load_model, tqdm):
+def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, trained, latents,
+         tqdm):
     t_start = time.perf_counter()
-    trained = load_model(ck_path)
     _require_distance_model(trained)
-    latents = training_latents(trained)
+    latents = latents if latents is not None else training_latents(trained)
     box = latents.box
     gammas = tuple(float(g) for g in (cfg.gammas or trained.info.gammas))
     if latents.potential is None:
         raise UserError("checkpoint: the training files record no simulation config "
                         "(potential unknown); cannot compute energies")
     ck_fp = checkpoint_fingerprint(ck_path)
-    provenance = {"checkpoint": str(ck_path), "checkpoint_fingerprint": ck_fp,
-                  "data_fingerprint": trained.info.fingerprint,
-                  "data_files": list(trained.info.files), "fitted_on": "train split"}
+    provenance = prior_provenance(ck_path, trained, ck_fp)
     fitted = dict(priors or {})
     missing = [p for p in cfg.priors if p not in fitted]
     fitted.update(fit_priors(missing, latents, cfg, provenance=provenance, progress=progress))
