@@ -3,10 +3,10 @@
 The report is built as a list of blocks (headings, paragraphs, tables, figures,
 preformatted text, raw Markdown from other modules) and rendered twice: as Markdown
 with figures linked relative to the report's directory, and as one self-contained
-HTML file with the PNGs embedded (base64; :mod:`pipelines.study.render`). It holds every
-figure of every stage, the
-stage timings, the resolved configuration, and a table of key numbers set beside
-what the study reported (docs/reference.md section 1), stating which profile made it.
+HTML file with the PNGs embedded (base64; :mod:`pipelines.study.render`). It holds
+every figure of every stage, the stage timings, the resolved configuration, and a
+table of key numbers set beside what the study reported (docs/reference.md section 1),
+stating which profile made it.
 """
 
 from __future__ import annotations
