@@ -187,7 +187,8 @@ def generate_mc_set(sim: SimConfig, data_dir: Path, *, progress: bool = True,
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"--data-dir: cannot create {data_dir}: {exc.strerror}") from None
+        raise UserError(f"cannot create the anomaly-set folder {data_dir}: {exc.strerror}"
+                        ) from None
     path = data_dir / set_file_name(sim)
     if path.exists() and _matches(path, sim):
         return path, True

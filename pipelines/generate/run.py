@@ -46,7 +46,7 @@ def _positions_at(files: list[Path], gamma: float) -> tuple[np.ndarray, float]:
         if box is None:
             box = ds.box
         elif not math.isclose(ds.box, box, rel_tol=1e-12):
-            raise UserError(f"--mc: files mix box sides ({box:g}, {ds.box:g})")
+            raise UserError(f"mc_files: the files mix box sides ({box:g}, {ds.box:g})")
         chunks.append(ds.positions[sel])
     return (np.concatenate(chunks) if chunks else np.zeros((0, 0, 2))), float(box or 0)
 
@@ -82,11 +82,11 @@ def run_generation(checkpoint: Path, out_dir: Path, cfg: GenerateConfig, *,
     out_dir = Path(out_dir)
     report = out_dir / "generate.json"
     if report.exists() and not overwrite:
-        raise UserError(f"--out: {report} exists (use --overwrite to replace it)")
+        raise UserError(f"{report} exists (overwrite=True replaces it)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"--out: cannot create {out_dir}: {exc.strerror}") from None
+        raise UserError(f"cannot create {out_dir}: {exc.strerror}") from None
     ck_path = Path(checkpoint)
     with thread_limits(cfg.threads, torch=True):
         return _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors,
@@ -121,12 +121,12 @@ def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, trained, 
         if mc_files:
             pos, mc_box = _positions_at([Path(f) for f in mc_files], g)
             if pos.size and not math.isclose(mc_box, box, rel_tol=1e-12):
-                raise UserError(f"--mc: box L={mc_box:g} differs from the model's {box:g}")
+                raise UserError(f"mc_files: box L={mc_box:g} differs from the model's {box:g}")
         else:
             pos = latents.held_out("test", g)
         if pos.shape[0] < 2:
             raise UserError(f"gamma={g:g}: no held-out MC configurations to judge against "
-                            "(not a trained gamma, and no --mc file holds it)")
+                            "(not a trained gamma, and no mc_files file holds it)")
         ref_sets[g] = pos
         avail.append(pos.shape[0])
         if cfg.floor == "validation":

@@ -334,7 +334,7 @@ def write_generated(path: str | os.PathLike, generated: GeneratedSet | list[Gene
              "overlap": cat("overlap").astype(np.float64),
              "outside": cat("outside").astype(np.float64)}
     if xyz is not None and Path(xyz).exists() and not overwrite:
-        raise UserError(f"--xyz: {xyz} exists (use --overwrite to replace it)")
+        raise UserError(f"{xyz} exists (overwrite=True replaces it)")
     out = write_dataset(path, positions, gam, all_attrs, energy=energy, extra=extra,
                         overwrite=overwrite)
     if xyz is not None:
