@@ -114,7 +114,7 @@ def build_parser() -> ArgumentParser:
                    help="gamma values of the unseen-gamma sets (default 3)")
     s.add_argument("--sweeps", type=nonneg_int, help="MC sweeps, unseen gamma (default 2500)")
     s.add_argument("--temperature", type=positive_float, help="MC temperature (default 0.75)")
-    s.add_argument("--step", dest="delta", type=positive_float,
+    s.add_argument("--step", dest="delta", type=positive_float, metavar="SIGMA",
                    help="MC max. displacement, sigma (default 0.2)")
     hidden_alias(s, "--delta", dest="delta", type=positive_float)
     s.add_argument("--potential", help="training pair potential: lj (default) or nm:N,M")
@@ -136,7 +136,7 @@ def build_parser() -> ArgumentParser:
     s.add_argument("--mask-fraction", type=_fraction, nargs="+", metavar="F",
                    help="fractions of pairs masked at random (default 0.1 0.5)")
     m = p.add_argument_group("scores and metrics")
-    m.add_argument("--n-boot", dest="bootstrap", type=nonneg_int,
+    m.add_argument("--n-boot", dest="bootstrap", type=nonneg_int, metavar="N",
                    help=f"bootstrap resamples (default {DEFAULT_N_BOOT})")
     hidden_alias(m, "--bootstrap", dest="bootstrap", type=nonneg_int)
     m.add_argument("--ci", type=_fraction, help="confidence level (default 0.95)")
