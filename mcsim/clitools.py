@@ -70,9 +70,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], prog: str,
-            argv: list[str] | None = None) -> int:
+            argv: list[str] | None = None, *,
+            interrupted: str = "finished chunks are kept (use --resume)") -> int:
     """Run ``main(argv)``, turning user errors into a one-line message and exit code 2,
-    and Ctrl-C into exit code 130 (finished work is kept; rerun with ``--resume``)."""
+    and Ctrl-C into exit code 130 with ``<prog>: interrupted; <interrupted>``."""
     try:
         return int(main(argv) or 0)
     except SystemExit as exc:  # argparse: its one-line error is already printed
@@ -81,7 +82,7 @@ def run_cli(main: Callable[[list[str] | None], int | None], prog: str,
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write(f"\n{prog}: interrupted; finished chunks are kept (use --resume)\n")
+        sys.stderr.write(f"\n{prog}: interrupted; {interrupted}\n")
         return 130
 
 

@@ -66,6 +66,7 @@ from pipelines.generate.latents import (
     checkpoint_fingerprint,
     fit_priors,
     prior_provenance,
+    sim_configs,
     training_latents,
 )
 from pipelines.generate.plots import plot_gamma_figure
@@ -92,6 +93,7 @@ __all__ = [
     "training_latents",
     "fit_priors",
     "prior_provenance",
+    "sim_configs",
     "generate_configurations",
     "model_temperature",
     "write_generated",

@@ -310,10 +310,10 @@ def _main(argv: list[str] | None = None) -> int:
 def _potential(trained):
     """The training potential from the data files (None if unreadable)."""
     from mcsim.io import DatasetError
-    from pipelines.generate.latents import _sim_configs
+    from pipelines.generate import sim_configs
 
     try:
-        sims = _sim_configs(list(trained.info.files))
+        sims = sim_configs(list(trained.info.files))
     except DatasetError:
         return None
     return next(iter(sims.values())).potential if sims else None

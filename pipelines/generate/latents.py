@@ -41,7 +41,7 @@ def _require_distance_model(trained) -> None:
     trained.require_distance("generation")
 
 
-def _sim_configs(files: list[str]) -> dict[float, SimConfig]:
+def sim_configs(files: list[str]) -> dict[float, SimConfig]:
     """The SimConfig of each gamma in the training files (from their ``config``
     attribute)."""
     out: dict[float, SimConfig] = {}
@@ -96,7 +96,7 @@ def training_latents(trained, *, batch_size: int = 1024) -> TrainingLatents:
     _require_distance_model(trained)
     files = list(trained.info.files)
     data = trained.training_data(files)
-    sim = _sim_configs(files)
+    sim = sim_configs(files)
     pots = {json.dumps(s.potential.to_dict(), sort_keys=True) for s in sim.values()}
     temps = {s.temperature for s in sim.values()}
     if len(pots) > 1 or len(temps) > 1:

@@ -19,7 +19,7 @@ from mcsim.io import write_dataset, write_xyz
 from mcsim.observables import pair_distances
 from mcsim.potentials import Potential, total_energy
 from pipelines.generate.config import _DECODE_BATCH, _PROGRESS_MIN, _is_int
-from pipelines.generate.latents import _require_distance_model, _sim_configs
+from pipelines.generate.latents import _require_distance_model, sim_configs
 from reconstruct.pipeline import reconstruct_configurations
 from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
 from vae.data import length_scale
@@ -154,7 +154,7 @@ def model_temperature(trained) -> float:
     Raises:
         UserError: the files record no temperature, or several.
     """
-    temps = {s.temperature for s in _sim_configs(list(trained.info.files)).values()}
+    temps = {s.temperature for s in sim_configs(list(trained.info.files)).values()}
     if len(temps) != 1:
         raise UserError("checkpoint: its training files record "
                         + ("no temperature" if not temps else "several temperatures")

@@ -40,6 +40,7 @@ from mcsim.clitools import (
     check_outputs,
     clamp_threads,
     positive_int,
+    run_cli,
     show_progress,
 )
 from mcsim.shared import thread_limits
@@ -234,17 +235,8 @@ def _main(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors (exit 2) for bad input; Ctrl-C keeps every
     finished stage and chunk (rerun the same command to continue)."""
-    try:
-        return _main(argv)
-    except SystemExit as exc:  # argparse: its one-line error is already printed
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    except UserError as exc:
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write(f"\n{PROG}: interrupted; finished stages, chunks and epochs are "
-                         "kept: rerun the same command to continue\n")
-        return 130
+    return run_cli(_main, PROG, argv, interrupted="finished stages, chunks and epochs are "
+                   "kept: rerun the same command to continue")
 
 
 if __name__ == "__main__":
