@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_THREADS",
     "DEFAULT_N_BOOT",
     "hidden_alias",
+    "flag_errors",
     "add_progress_flags",
     "show_progress",
     "read_settings",
@@ -371,6 +372,16 @@ length = _number(float, lambda v: 1e-150 < v < 1e150, "a length between 1e-150 a
 DEFAULT_THREADS = 1
 #: the default of every command's ``--n-boot`` (bootstrap replicates of error bars)
 DEFAULT_N_BOOT = 200
+
+
+@contextlib.contextmanager
+def flag_errors(flag: str) -> Iterator[None]:
+    """Inside the block, a UserError from library code (which names values, not flags)
+    gets the flag the value came from: ``<flag>: <message>``."""
+    try:
+        yield
+    except UserError as exc:
+        raise type(exc)(f"{flag}: {exc}") from None
 
 
 def hidden_alias(parser, *names: str, dest: str, **kwargs) -> None:

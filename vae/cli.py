@@ -33,6 +33,7 @@ from mcsim.clitools import (
     add_progress_flags,
     check_outputs,
     clamp_threads,
+    flag_errors,
     nonneg_float,
     nonneg_int,
     positive_float,
@@ -214,7 +215,10 @@ def _run(args: argparse.Namespace, cfg: RunConfig, latent_dims: list[int],
          weights: list[float]) -> int:
     from vae.training import RUN_FILES, check_run_dir, prepare_data, resolve_device, set_seed
 
-    resolve_device(cfg.train.device)
+    try:
+        resolve_device(cfg.train.device)
+    except UserError as exc:  # the library names the setting; the user gave --device
+        raise UserError(f"--device{str(exc).removeprefix('train.device')}") from None
     out = Path(args.out)
     check_outputs([("--out", out / n) for n in RUN_FILES], dirs=[("--out", out)],
                   inputs=[("--config", args.config), *(("--data", f) for f in args.data)],
@@ -224,7 +228,8 @@ def _run(args: argparse.Namespace, cfg: RunConfig, latent_dims: list[int],
         check_run_dir(out, args.resume, args.overwrite)
     elif out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise UserError(f"--out: {out} is not empty (use --resume or --overwrite)")
-    data = prepare_data(cfg, args.data)
+    with flag_errors("--data"):
+        data = prepare_data(cfg, args.data)
     d = cfg.to_dict()
     for ld in latent_dims:  # every model of a sweep, before training the first
         check_model_memory(RunConfig.from_dict({**d, "model": {**d["model"], "latent_dim": ld}}),

@@ -258,17 +258,17 @@ def load_data(paths: Sequence[str | os.PathLike]) -> Dataset:
             are NaN.
     """
     if not paths:
-        raise DatasetError("--data: no dataset files given")
+        raise DatasetError("no dataset files given")
     sets = [read_dataset(p) for p in paths]
     first = sets[0]
     for ds in sets:
         if len(ds) == 0:
             raise DatasetError(f"{ds.path}: dataset is empty")
         if ds.n_particles != first.n_particles:
-            raise DatasetError(f"--data: files mix particle numbers ({first.path}: N="
+            raise DatasetError(f"the files mix particle numbers ({first.path}: N="
                                f"{first.n_particles}, {ds.path}: N={ds.n_particles})")
         if not math.isclose(ds.box, first.box, rel_tol=1e-12):
-            raise DatasetError(f"--data: files mix box sides ({first.path}: L={first.box:g}, "
+            raise DatasetError(f"the files mix box sides ({first.path}: L={first.box:g}, "
                                f"{ds.path}: L={ds.box:g})")
         if not np.all(np.isfinite(ds.gamma)):
             raise DatasetError(f"{ds.path}: gamma contains NaN or inf")

@@ -91,9 +91,9 @@ def set_seed(seed: int) -> None:
 def resolve_device(name: str) -> torch.device:
     """``cpu`` or ``cuda``; a UserError if CUDA is asked for but not available."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device: cuda requested but torch sees no CUDA device")
+        raise UserError("train.device: cuda requested but torch sees no CUDA device")
     if name not in ("cpu", "cuda"):
-        raise UserError(f"--device: must be cpu or cuda, got {name!r}")
+        raise UserError(f"train.device: must be cpu or cuda, got {name!r}")
     return torch.device(name)
 
 
@@ -123,14 +123,14 @@ def prepare_dataset(cfg: RunConfig, ds: Dataset, files: list[str] | None = None)
         keep = subsample_per_gamma(gamma, cfg.data.max_per_gamma, cfg.data.split_seed)
         pos, gamma = pos[keep], gamma[keep]
     if len(gamma) < 3:
-        raise DatasetError(f"--data: need at least 3 configurations, got {len(gamma)}")
+        raise DatasetError(f"need at least 3 configurations, got {len(gamma)}")
     split = stratified_split(gamma, cfg.data.val_fraction, cfg.data.test_fraction,
                              cfg.data.split_seed)
     if split.train.size == 0 or split.val.size == 0:
-        raise DatasetError("--data: too few configurations for a train/validation split")
+        raise DatasetError("too few configurations for a train/validation split")
     x = make_inputs(pos, ds.box, cfg.data)
     if not np.all(np.isfinite(x)):
-        raise DatasetError("--data: inputs contain NaN or inf")
+        raise DatasetError("the inputs contain NaN or inf")
     info = DataInfo(ds.n_particles, ds.box, dataset_fingerprint(pos, gamma),
                     [str(f) for f in (files or ([str(ds.path)] if ds.path else []))],
                     [float(g) for g in np.unique(gamma)], int(len(gamma)))
