@@ -220,6 +220,7 @@ def _main(argv: list[str] | None = None) -> int:
     if not args.checkpoint:
         announce_checkpoint("anomaly-test", ckpt)
     from pipelines.anomaly import run_anomaly_test
+    from pipelines.anomaly.run import TrainingDataError
 
     try:  # folders this run creates are removed again if it fails (not on Ctrl-C)
         with removed_on_error(data_dir), removed_on_error(out):
@@ -227,6 +228,8 @@ def _main(argv: list[str] | None = None) -> int:
                                        progress=show_progress(args),
                                        train_data=args.train_data, n_threads=args.threads,
                                        figures=not args.no_figures)
+    except TrainingDataError as exc:
+        raise UserError(f"{exc}; pass --data FILE ...") from None
     except KeyboardInterrupt:
         sys.stderr.write(f"\nanomaly-test: interrupted; generated anomaly sets in {data_dir} "
                          "are kept (a partial one resumes) and reused when you rerun\n")

@@ -58,6 +58,10 @@ from pipelines.anomaly.sets import (
 
 # -- in-distribution data --------------------------------------------------------------
 
+class TrainingDataError(UserError):
+    """The model's training data cannot be found (give the files: ``train_data``)."""
+
+
 @dataclass
 class _InData:
     positions: np.ndarray  # (M, N, 2) sigma, after the model's subsampling
@@ -83,12 +87,12 @@ def _load_in_distribution(model, checkpoint: Path, files: list[str | os.PathLike
     given = files is not None
     names = [str(f) for f in files] if given else list(model.info.files)
     if not names:
-        raise UserError(f"{checkpoint}: the checkpoint names no data files; pass --train-data")
+        raise TrainingDataError(f"{checkpoint}: the checkpoint names no data files")
     paths = [Path(f) if given else _resolve(f, checkpoint) for f in names]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise UserError(f"in-distribution data {missing[0]} not found (the checkpoint's "
-                        "training data); pass --train-data FILE ...")
+        raise TrainingDataError(f"in-distribution data {missing[0]} not found (the "
+                                "checkpoint's training data)")
     data = model.training_data(paths)
     return _InData(data.positions, data.gamma, data.x, data.split, [str(p) for p in paths])
 
