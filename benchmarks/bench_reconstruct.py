@@ -1,5 +1,5 @@
-"""Benchmark of the reconstruction: Gram + eigendecomposition + tumbler, batched, for
-N = 30, and against scikit-learn's SMACOF MDS on the same matrices.
+"""Benchmark of the reconstruction: Gram + eigendecomposition + thermal placement,
+batched, for N = 30, and against scikit-learn's SMACOF MDS on the same matrices.
 
     python benchmarks/bench_reconstruct.py [--n-configs 20000] [--n-sklearn 40]
 
@@ -30,15 +30,18 @@ from reconstruct import (
     symmetrize_distances,
     tumble,
 )
+from reconstruct.placement import place
 
 BOX = 10.0
+GAMMAS = (0.1, 1.0)
+T = 0.75  # the sampler's default temperature (SimConfig)
 
 
 def _sampler_positions(n_per_gamma: int, sweeps: int, seed: int) -> np.ndarray:
     from mcsim.sampler import SimConfig, sample
 
     cfg = SimConfig(sweeps=sweeps, seed=seed)
-    return np.concatenate([sample(cfg, g, n_per_gamma).positions for g in (0.1, 1.0)])
+    return np.concatenate([sample(cfg, g, n_per_gamma).positions for g in GAMMAS])
 
 
 def _best_time(fn, repeat: int) -> float:
@@ -50,10 +53,15 @@ def _best_time(fn, repeat: int) -> float:
     return best
 
 
-def _throughput(d: np.ndarray, repeat: int, variant: str, method: str = "fast") -> float:
-    reconstruct_configurations(d[:8], BOX, variant, method=method)  # compile / warm up
-    return d.shape[0] / _best_time(
-        lambda: reconstruct_configurations(d, BOX, variant, method=method), repeat)
+def _rec(d: np.ndarray, gamma: np.ndarray, variant: str = "centered", method: str = "fast"):
+    return reconstruct_configurations(d, BOX, variant, method=method, gamma=gamma,
+                                      temperature=T, seed=0)
+
+
+def _throughput(d: np.ndarray, gamma: np.ndarray, repeat: int, variant: str,
+                method: str = "fast") -> float:
+    _rec(d[:8], gamma[:8], variant, method)  # compile / warm up
+    return d.shape[0] / _best_time(lambda: _rec(d, gamma, variant, method), repeat)
 
 
 def _sklearn(d: np.ndarray, n_init: int) -> tuple[np.ndarray, float]:
@@ -86,18 +94,19 @@ def main() -> None:
           f"{time.perf_counter() - t0:.1f} s")
     reps = -(-args.n_configs // x0.shape[0])
     x = np.tile(x0, (reps, 1, 1))[: args.n_configs]
+    gam = np.tile(np.repeat(GAMMAS, args.n_samples), reps)[: args.n_configs]
     d_exact = distance_matrices(x)
     rng = np.random.default_rng(args.seed)
     d_noisy = symmetrize_distances(d_exact * (1 + 0.02 * rng.normal(size=d_exact.shape)))
     print(f"numba threads: default {numba.config.NUMBA_NUM_THREADS}")
 
-    print(f"\nthroughput, Gram + eigen + tumbler, N=30, batch {args.n_configs} "
+    print(f"\nthroughput, Gram + eigen + thermal placement, N=30, batch {args.n_configs} "
           "(configurations/s, best of %d)" % args.repeat)
     for threads in sorted({numba.config.NUMBA_NUM_THREADS, 1}, reverse=True):
         numba.set_num_threads(threads)
         for name, d in (("exact", d_exact), ("noisy 2%", d_noisy)):
             for variant in ("centered", "reference"):
-                r = _throughput(d, args.repeat, variant)
+                r = _throughput(d, gam, args.repeat, variant)
                 print(f"  {threads} thread(s)  {name:9s} {variant:9s}  {r:10,.0f} /s")
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
@@ -105,11 +114,14 @@ def main() -> None:
     emb = embed_distances(d_exact)
     t_emb = _best_time(lambda: embed_distances(d_exact), args.repeat)
     t_tum = _best_time(lambda: tumble(emb.coords, BOX), args.repeat)
+    place(emb.coords[:8], BOX, gamma=gam[:8], temperature=T)
+    t_th = _best_time(lambda: place(emb.coords, BOX, gamma=gam, temperature=T), args.repeat)
     n_lap = min(args.n_configs, 5000)
     embed_distances(d_exact[:8], method="lapack")
     t_lap = _best_time(lambda: embed_distances(d_exact[:n_lap], method="lapack"), 1) / n_lap
     print(f"  stages (default threads): gram+eigen {args.n_configs / t_emb:,.0f}/s, "
-          f"tumbler {args.n_configs / t_tum:,.0f}/s; "
+          f"thermal placement {args.n_configs / t_th:,.0f}/s, edge tumbler "
+          f"{args.n_configs / t_tum:,.0f}/s; "
           f"numpy.linalg.eigh path {1 / t_lap:,.0f}/s")
 
     # against sklearn SMACOF on a subset
@@ -120,8 +132,9 @@ def main() -> None:
     numba.set_num_threads(1)
     for name, d_all in (("exact", d_exact), ("noisy 2%", d_noisy)):
         d = d_all[sub]
-        ours_t = _best_time(lambda d=d: reconstruct_configurations(d, BOX), args.repeat) / k
-        ours = reconstruct_configurations(d, BOX).positions
+        g = gam[sub]
+        ours_t = _best_time(lambda d=d, g=g: _rec(d, g), args.repeat) / k
+        ours = _rec(d, g).positions
         line = (f"  {name:9s} ours: {ours_t * 1e6:8.1f} us/matrix, RMSD median "
                 f"{np.median(rmsd(x[sub], ours)):.2e}, distance RMS median "
                 f"{np.median(distance_error(d, ours)[0]):.2e}")

@@ -21,6 +21,14 @@ classic route gives cheaply (Golub & Van Loan, *Matrix Computations*, 4th ed.):
    Gram-Schmidt against the first vector (GVL Sec. 8.2.2; LAPACK ``dstein``);
 4. back-transformation u = Q y with the stored Householder vectors.
 
+Exact distance matrices (a dataset's own) give Gram matrices of rank two, for which
+all of this is wasted: :func:`_embed_rank2` first runs two steps of subspace iteration
+(GVL Sec. 8.2.4) on two vectors in the range of G and accepts the Rayleigh-Ritz result
+only with a certificate, ||G - sum_c theta_c u_c u_c^T||_F <= RANK2_TOL ||G||_F
+computed entry by entry, so that by Weyl's inequality every other eigenvalue of G lies
+within that bound of zero (and is reported as 0). Otherwise, as for any decoded
+matrix, the route above runs; the try costs eight matrix-vector products.
+
 :func:`reconstruct.embedding.embed_gram` with ``method="lapack"`` is the slow,
 obviously-correct reference (``numpy.linalg.eigh``) that the tests compare against.
 """
@@ -41,6 +49,11 @@ GRAM_REFERENCE = 1
 
 # Relative size below which a mirror-odd statistic counts as zero (reflection rule).
 MIRROR_TOL = 1e-9
+
+# Rank-two certificate: ||G - G_2||_F / ||G||_F below which a Gram matrix counts as
+# rank two (exact distances give ~1e-15; every eigenvalue then is exact to this).
+RANK2_TOL = 1e-12
+WORK_ROWS = 12  # rows of the (WORK_ROWS, N) scratch of _embed_one
 
 
 # ------------------------------------------------------------------- validation
@@ -374,13 +387,173 @@ def _inverse_iteration(d, e, lam, tnorm, y, prev, has_prev, u0, u1, u2, mult, sw
 
 
 @njit(**JIT)
+def _store_embedding(y, c, lam_c, coords):
+    """coords[:, c] = sign * sqrt(max(lam_c, 0)) * y for the unit eigenvector y, with
+    the sign that makes the largest component of y positive."""
+    n = y.shape[0]
+    big = 0
+    for i in range(n):
+        if abs(y[i]) > abs(y[big]):
+            big = i
+    sgn = -1.0 if y[big] < 0.0 else 1.0
+    s = math.sqrt(lam_c) if lam_c > 0.0 else 0.0
+    for i in range(n):
+        coords[i, c] = sgn * s * y[i]
+
+
+@njit(**JIT)
+def _matvec2(g, a, b, ga, gb):
+    """ga = g a, gb = g b for the symmetric g, as sums of its rows (contiguous inner
+    loops without a reduction, which the compiler vectorises)."""
+    n = g.shape[0]
+    for i in range(n):
+        ga[i] = 0.0
+        gb[i] = 0.0
+    for j in range(n):
+        aj = a[j]
+        bj = b[j]
+        row = g[j]
+        for i in range(n):
+            ga[i] += row[i] * aj
+            gb[i] += row[i] * bj
+
+
+@njit(**JIT)
+def _orthonormalize2(a, b):
+    """Gram-Schmidt, twice, of the columns a, b (N,) in place; False if either is
+    (numerically) dependent on what precedes it."""
+    n = a.shape[0]
+    na = 0.0
+    for i in range(n):
+        na += a[i] * a[i]
+    na = math.sqrt(na)
+    if not na > 0.0:
+        return False
+    nb0 = 0.0
+    for i in range(n):
+        a[i] /= na
+        nb0 += b[i] * b[i]
+    for _ in range(2):
+        dot = 0.0
+        for i in range(n):
+            dot += a[i] * b[i]
+        for i in range(n):
+            b[i] -= dot * a[i]
+    nb = 0.0
+    for i in range(n):
+        nb += b[i] * b[i]
+    nb = math.sqrt(nb)
+    if not nb > 1e-8 * math.sqrt(nb0):
+        return False
+    for i in range(n):
+        b[i] /= nb
+    return True
+
+
+@njit(**JIT)
+def _embed_rank2(g, coords, lam_out, work):
+    """Top-two embedding of g (N, N) if g is of rank two to RANK2_TOL (not modified).
+
+    Two steps of subspace iteration, Q <- orth(G Q), from G applied to two fixed
+    generic vectors span the range of a rank-two G, with the components outside it
+    damped to rounding; the Rayleigh quotient T = Q^T G Q (2 x 2) is diagonalised
+    in closed form. The result is accepted only if the residual
+    R = G - sum_c theta_c u_c u_c^T, computed entry by entry, has
+    ||R||_F <= RANK2_TOL ||G||_F; lam_out then holds theta_1, theta_2 and N - 2
+    zeros, descending (every other eigenvalue of G is within ||R||_2 of zero by
+    Weyl's inequality). Returns False, with coords and lam_out unspecified, when the
+    certificate fails (the caller takes the general route): G of another rank, a
+    negative theta_1, collinear points.
+    """
+    n = g.shape[0]
+    if n < 3:
+        return False
+    a = work[8]
+    b = work[9]
+    ga = work[10]
+    gb = work[11]
+    for j in range(n):  # ||G||_F^2 by columns (vectorised), then summed
+        a[j] = 0.0
+    for i in range(n):
+        for j in range(n):
+            a[j] += g[i, j] * g[i, j]
+    fro2 = 0.0
+    for j in range(n):
+        fro2 += a[j]
+    if fro2 == 0.0:
+        return False
+    gnorm = math.sqrt(fro2)
+    for i in range(n):  # two fixed vectors with no special symmetry
+        a[i] = 1.0 + 0.5 * math.sin(1.0 + 2.3 * i)
+        b[i] = math.cos(0.4 + 1.7 * i)
+    for _ in range(3):  # a, b <- orth(G a, G b): twice, then once more for T
+        _matvec2(g, a, b, ga, gb)
+        for i in range(n):
+            a[i] = ga[i]
+            b[i] = gb[i]
+        if not _orthonormalize2(a, b):
+            return False
+    _matvec2(g, a, b, ga, gb)
+    t00 = 0.0
+    t01 = 0.0
+    t10 = 0.0
+    t11 = 0.0
+    for i in range(n):
+        t00 += a[i] * ga[i]
+        t01 += a[i] * gb[i]
+        t10 += b[i] * ga[i]
+        t11 += b[i] * gb[i]
+    t01 = 0.5 * (t01 + t10)
+    # eigenpairs of the symmetric 2 x 2 T: rotation by phi, tan(2 phi) = 2 t01 / (t00 - t11)
+    half = 0.5 * (t00 - t11)
+    rad = math.sqrt(half * half + t01 * t01)
+    mean = 0.5 * (t00 + t11)
+    l1 = mean + rad
+    l2 = mean - rad
+    phi = 0.5 * math.atan2(t01, half) if rad > 0.0 else 0.0
+    c = math.cos(phi)
+    s = math.sin(phi)
+    for i in range(n):  # Ritz vectors u1 = c a + s b (in ga), u2 = -s a + c b (in gb)
+        ga[i] = c * a[i] + s * b[i]
+        gb[i] = -s * a[i] + c * b[i]
+    for j in range(n):  # certificate: ||G - l1 u1 u1^T - l2 u2 u2^T||_F^2, by columns
+        a[j] = 0.0
+    for i in range(n):
+        p1 = l1 * ga[i]
+        p2 = l2 * gb[i]
+        for j in range(n):
+            r = g[i, j] - p1 * ga[j] - p2 * gb[j]
+            a[j] += r * r
+    r2 = 0.0
+    for j in range(n):
+        r2 += a[j]
+    if not (math.sqrt(r2) <= RANK2_TOL * gnorm and l1 > 0.0):
+        return False
+    lam_out[0] = l1
+    for i in range(1, n):
+        lam_out[i] = 0.0
+    _store_embedding(ga, 0, l1, coords)
+    if l2 >= 0.0:
+        lam_out[1] = l2
+        _store_embedding(gb, 1, l2, coords)
+    else:  # the second largest eigenvalue is 0: its eigenvector does not matter
+        lam_out[n - 1] = l2
+        for i in range(n):
+            coords[i, 1] = 0.0
+    return True
+
+
+@njit(**JIT)
 def _embed_one(g, coords, lam_out, work):
     """Top-two eigen-embedding of the symmetric g (N, N) (destroyed).
 
     Writes coords (N, 2) = [sqrt(max(l1, 0)) u1, sqrt(max(l2, 0)) u2] and all
     eigenvalues to lam_out (N,), descending. Returns False if the QL iteration did
-    not converge (the caller falls back to LAPACK). work: (9, N) scratch.
+    not converge (the caller falls back to LAPACK). work: (WORK_ROWS, N) scratch.
+    A certified rank-two g takes the short route :func:`_embed_rank2`.
     """
+    if _embed_rank2(g, coords, lam_out, work):
+        return True
     n = g.shape[0]
     d = work[0]
     e = work[1]
@@ -419,15 +592,7 @@ def _embed_one(g, coords, lam_out, work):
             for i in range(n):
                 y1[i] = y[i]
         _back_transform(g, beta, y)
-        # sign convention: the largest component is positive
-        big = 0
-        for i in range(n):
-            if abs(y[i]) > abs(y[big]):
-                big = i
-        sgn = -1.0 if y[big] < 0.0 else 1.0
-        s = math.sqrt(lam[c]) if lam[c] > 0.0 else 0.0
-        for i in range(n):
-            coords[i, c] = sgn * s * y[i]
+        _store_embedding(y, c, lam[c], coords)  # largest component positive
     return True
 
 
@@ -464,7 +629,7 @@ def _embed_distances_batch(dist, variant, ref, coords, lam, resid, neg, ok):
     m, n = dist.shape[0], dist.shape[1]
     for k in prange(m):
         g = np.empty((n, n))
-        work = np.empty((9, n))
+        work = np.empty((WORK_ROWS, n))
         scale = 0.0
         for i in range(n):
             for j in range(n):
@@ -490,7 +655,7 @@ def _embed_gram_batch(gram, coords, lam, resid, neg, ok):
     m, n = gram.shape[0], gram.shape[1]
     for k in range(m):
         g = np.empty((n, n))
-        work = np.empty((9, n))
+        work = np.empty((WORK_ROWS, n))
         scale = 0.0
         for i in range(n):
             for j in range(n):

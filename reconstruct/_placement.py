@@ -303,9 +303,11 @@ def _interval_minima(hx, hy, nh, kinks, nk, a, b, lo_a, w_a, h_a, lo_b, w_b, h_b
 
 @njit(**JIT)
 def _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bins, iv,
-                     stack, ext, tmp):
+                     stack, ext, tmp, wbin):
     """Angle intervals that may hold fitting orientations, with the exact minima of lo,
-    w and h on each: iv[i] = [start, end, lo_min, w_min, h_min]; returns their number.
+    w and h on each and the bound they give: iv[i] = [start, end, lo_min, w_min,
+    h_min, U], U = :func:`_weight` of the minima relative to lo_ref; returns (their
+    number, lo_ref), lo_ref being the lowest COM height among bins that may fit.
 
     The infeasibility g = max(w, h) - L, Lipschitz with constant 2 r_max (r_max: the
     hull's largest distance from the COM), proves an interval [a, b] empty of fitting
@@ -319,7 +321,7 @@ def _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bi
     often peaks steeply at a window's edge). Any interval is a valid (rigorous) bound;
     the halving only raises the acceptance rate.
     edges (3, n_bins + 1): lo, w, h at the bin edges; bins (n_bins, 3): their minima;
-    stack (2 REFINE_DEPTH + 2, 8) and tmp (3,): workspace.
+    stack (2 REFINE_DEPTH + 2, 8), tmp (3,) and wbin (n_bins,): workspace.
     """
     dth = TWO_PI / n_bins
     cap = iv.shape[0]
@@ -330,18 +332,19 @@ def _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bi
             lo_est = min(lo_est, bins[j, 0])
     total = 0.0  # bound of the bins kept whole, for the refinement decision
     for j in range(n_bins):
-        total += _weight(bins[j, 0], bins[j, 1], bins[j, 2], lo_est, box, b)
+        wbin[j] = _weight(bins[j, 0], bins[j, 1], bins[j, 2], lo_est, box, b)
+        total += wbin[j]
     for j in range(n_bins):
         ga = max(edges[1, j], edges[2, j]) - box
         gb = max(edges[1, j + 1], edges[2, j + 1]) - box
-        whole = ga <= 0.0 and gb <= 0.0 or \
-            _weight(bins[j, 0], bins[j, 1], bins[j, 2], lo_est, box, b) <= REFINE_SHARE * total
+        whole = ga <= 0.0 and gb <= 0.0 or wbin[j] <= REFINE_SHARE * total
         if whole and not 0.5 * (ga + gb) > rmax * dth:
             iv[count, 0] = j * dth
             iv[count, 1] = (j + 1) * dth
             iv[count, 2] = bins[j, 0]
             iv[count, 3] = bins[j, 1]
             iv[count, 4] = bins[j, 2]
+            iv[count, 5] = wbin[j]
             count += 1
             continue
         if 0.5 * (ga + gb) > rmax * dth:
@@ -356,21 +359,21 @@ def _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bi
         sp = 1
         while sp > 0:
             sp -= 1
-            a = stack[sp, 0]
-            b = stack[sp, 1]
+            ta = stack[sp, 0]  # not a, b: b is the field parameter
+            tb = stack[sp, 1]
             la, wa, ha = stack[sp, 2], stack[sp, 3], stack[sp, 4]
             lb, wb, hb = stack[sp, 5], stack[sp, 6], stack[sp, 7]
             d = depth[sp]
-            mid = 0.5 * (a + b)
+            mid = 0.5 * (ta + tb)
             _extents(hx, hy, nh, mid, ext)
             lm = -ext[2]
             wm = ext[1] - ext[0]
             hm = ext[3] - ext[2]
             for half in range(2):
                 if half == 0:
-                    s0, s1, l0, w0, h0, l1, w1, h1 = a, mid, la, wa, ha, lm, wm, hm
+                    s0, s1, l0, w0, h0, l1, w1, h1 = ta, mid, la, wa, ha, lm, wm, hm
                 else:
-                    s0, s1, l0, w0, h0, l1, w1, h1 = mid, b, lm, wm, hm, lb, wb, hb
+                    s0, s1, l0, w0, h0, l1, w1, h1 = mid, tb, lm, wm, hm, lb, wb, hb
                 g0 = max(w0, h0) - box
                 g1 = max(w1, h1) - box
                 if g0 > 0.0 and g1 > 0.0 and 0.5 * (g0 + g1) > rmax * (s1 - s0):
@@ -386,6 +389,7 @@ def _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bi
                         iv[count, 2] = tmp[0]
                         iv[count, 3] = tmp[1]
                         iv[count, 4] = tmp[2]
+                        iv[count, 5] = _weight(tmp[0], tmp[1], tmp[2], lo_est, box, b)
                         count += 1
                     continue
                 stack[sp, 0] = s0
@@ -398,26 +402,22 @@ def _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bi
                 stack[sp, 7] = h1
                 depth[sp] = d + 1
                 sp += 1
-    return count
+    return count, lo_est
 
 
 @njit(**JIT)
 def _thermal_one(x, y, box, b, tab, n_bins, state, out, info, ws):
     """Draw one placement of the shape (x, y) (N,) from its conditional Boltzmann
     distribution; info as INFO_*. ws: the arrays of :func:`_workspace`."""
-    hx, hy, kinks, edges, bins, iv, cum, stack, ext, tmp, tinfo, hull, order = ws
+    hx, hy, kinks, edges, bins, iv, cum, stack, ext, tmp, tinfo, hull, order, wbin = ws
     nh, rmax, cx, cy = _hull_frame(x, y, hx, hy, order, hull)
     nk = _kinks(hx, hy, nh, kinks)
     _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, edges, bins, ext)
-    count = _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges, bins,
-                             iv, stack, ext, tmp)
-    lo_ref = np.inf
-    for i in range(count):
-        if iv[i, 3] < box and iv[i, 4] < box:
-            lo_ref = min(lo_ref, iv[i, 2])
+    count, lo_ref = _bound_intervals(hx, hy, nh, rmax, kinks, nk, tab, n_bins, box, b, edges,
+                                     bins, iv, stack, ext, tmp, wbin)
     total = 0.0  # proposal: interval i with probability (length x bound), theta uniform
     for i in range(count):
-        total += (iv[i, 1] - iv[i, 0]) * _weight(iv[i, 2], iv[i, 3], iv[i, 4], lo_ref, box, b)
+        total += (iv[i, 1] - iv[i, 0]) * iv[i, 5]
         cum[i] = total
     info[INFO_TRIES] = 0.0
     if not total > 0.0:
@@ -438,7 +438,7 @@ def _thermal_one(x, y, box, b, tab, n_bins, state, out, info, ws):
             else:
                 lo_j = mid + 1
         j = lo_j
-        bound = _weight(iv[j, 2], iv[j, 3], iv[j, 4], lo_ref, box, b)
+        bound = iv[j, 5]
         theta = iv[j, 0] + _uniform(state) * (iv[j, 1] - iv[j, 0])
         _extents(hx, hy, nh, theta, ext)
         f = _weight(-ext[2], ext[1] - ext[0], ext[3] - ext[2], lo_ref, box, b)
@@ -468,9 +468,10 @@ def _workspace(n, n_bins):
     """Arrays of one thermal placement for N particles (reused across configurations)."""
     cap = 8 * n_bins + 16 * REFINE_DEPTH * 8
     return (np.empty(2 * n + 1), np.empty(2 * n + 1), np.empty(8 * n + 4),
-            np.empty((3, n_bins + 1)), np.empty((n_bins, 3)), np.empty((cap, 5)),
+            np.empty((3, n_bins + 1)), np.empty((n_bins, 3)), np.empty((cap, 6)),
             np.empty(cap), np.empty((2 * REFINE_DEPTH + 2, 8)), np.empty(4), np.empty(3),
-            np.empty(6), np.empty(2 * n + 1, dtype=np.int64), np.empty(n, dtype=np.int64))
+            np.empty(6), np.empty(2 * n + 1, dtype=np.int64), np.empty(n, dtype=np.int64),
+            np.empty(n_bins))
 
 
 @njit(**JIT_PARALLEL)

@@ -24,8 +24,10 @@ Both are 0 by definition for G = 0 (all particles at one point). Degenerate inpu
 give finite results: collinear points (and N = 2) a second coordinate column of
 zeros, coincident points all-zero coordinates.
 
-``method="fast"`` runs the numba kernel of :mod:`reconstruct._kernels`
-(tridiagonalisation, QL eigenvalues, inverse iteration for two eigenvectors);
+``method="fast"`` runs the numba kernel of :mod:`reconstruct._kernels`: a certified
+rank-two route for exact matrices (subspace iteration; eigenvalues other than the top
+two are then below 1e-12 ||G||_F and reported as 0), else tridiagonalisation, QL
+eigenvalues and inverse iteration for two eigenvectors;
 ``method="lapack"`` the reference with ``numpy.linalg.eigh`` (batched).
 """
 

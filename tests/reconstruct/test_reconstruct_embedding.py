@@ -138,6 +138,67 @@ def test_fast_eigensolver_structured_matrices(g):
     np.testing.assert_allclose(x.T @ x, np.diag(kept), atol=1e-10)  # orthogonal columns
 
 
+# ------------------------------------------------- rank-two short route
+def _route(g: np.ndarray) -> bool:
+    """True if the kernel's certified rank-two route accepts g (as the batch calls it)."""
+    from reconstruct import _kernels as K
+
+    n = g.shape[0]
+    scale = np.abs(g).max()
+    return bool(K._embed_rank2(g / scale, np.empty((n, 2)), np.empty(n),
+                               np.empty((K.WORK_ROWS, n))))
+
+
+def test_rank_two_route_takes_exact_matrices_and_matches_lapack(sampler_positions):
+    """Exact distance matrices of sampler configurations take the certified short
+    route, and it agrees with LAPACK to rounding (eigenvalues, X X^T, distances)."""
+    d = distance_matrices(sampler_positions)
+    for variant in VARIANTS:
+        g = gram_matrices(d, variant, 3)
+        assert all(_route(gk) for gk in g)
+        fast = embed_distances(d, variant, 3)
+        ref = embed_distances(d, variant, 3, method="lapack")
+        scale = np.abs(g).max(axis=(1, 2))[:, None]
+        assert np.all(np.abs(fast.eigenvalues - ref.eigenvalues) <= 1e-12 * scale)
+        xx = np.einsum("mia,mja->mij", fast.coords, fast.coords)
+        xr = np.einsum("mia,mja->mij", ref.coords, ref.coords)
+        assert np.all(np.abs(xx - xr) <= 1e-11 * scale[:, :, None])
+        assert distance_error(d, fast.coords)[1].max() < 1e-12
+
+
+@pytest.mark.parametrize("third", [1e-9, 1e-6, 1e-2])
+def test_rank_two_route_refuses_a_third_dimension(third):
+    """A third component of relative size 1e-9 or more fails the certificate: the
+    general route then resolves it (no eigenvalue is silently dropped)."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(30, 3)) * np.array([3.0, 1.5, 0.0])
+    g = x @ x.T
+    u = np.linalg.qr(np.column_stack([x[:, :2], rng.normal(size=30)]))[0][:, 2]
+    lam3 = third * np.linalg.norm(g)
+    g = g + lam3 * np.outer(u, u)
+    assert not _route(g)
+    emb, ref = embed_gram(g), embed_gram(g, "lapack")
+    np.testing.assert_allclose(emb.eigenvalues, ref.eigenvalues, atol=1e-12 * np.abs(g).max())
+    assert emb.eigenvalues[0, 2] == pytest.approx(lam3, rel=1e-3)
+
+
+def test_rank_two_route_with_a_negative_eigenvalue():
+    """Rank two with one negative eigenvalue (a non-Euclidean matrix): the spectrum is
+    (l1, 0, ..., 0, l2), the second coordinate column is zero, and the scores match
+    LAPACK's."""
+    rng = np.random.default_rng(3)
+    q = np.linalg.qr(rng.normal(size=(12, 2)))[0]
+    g = 5.0 * np.outer(q[:, 0], q[:, 0]) - 2.0 * np.outer(q[:, 1], q[:, 1])
+    assert _route(g)
+    emb, ref = embed_gram(g), embed_gram(g, "lapack")
+    assert emb.eigenvalues[0, 0] == pytest.approx(5.0) and emb.eigenvalues[0, -1] == \
+        pytest.approx(-2.0)
+    np.testing.assert_allclose(emb.eigenvalues, ref.eigenvalues, atol=1e-12)
+    assert np.all(emb.coords[0, :, 1] == 0.0)
+    np.testing.assert_allclose(emb.negative, ref.negative, atol=1e-12)
+    np.testing.assert_allclose(emb.residual, ref.residual, atol=1e-12)
+
+
 # ------------------------------------------------------------------ validation
 @pytest.mark.parametrize(
     "bad, match",
