@@ -7,6 +7,7 @@ Examples::
     anomaly-test --unseen-gamma 2 3 5 --sets unseen-gamma
     anomaly-test --blackout 10@0 10@8 30@0 --mask-fraction 0.1 0.5 --sets blackout random-mask
     anomaly-test --config anomaly.toml --out report/anomaly --overwrite
+    anomaly-test --set hot=hot.h5 mine=positions.npy --box 12   # your data as more rows
 
 Defaults: the checkpoint is the most recently modified ``best.pt`` under ``./runs``;
 results go to ``<run>/anomaly/`` (``anomaly.json``, ``anomaly.md``, ``scores.npz``,
@@ -14,6 +15,11 @@ figures) and generated MC sets to ``<run>/anomaly_data/``, where later runs reus
 An existing result is never replaced without ``--overwrite``. A TOML (or JSON) file
 given with ``--config`` sets any :class:`pipelines.anomaly.AnomalyConfig` field (flat,
 or under an ``[anomaly]`` table); options on the command line override it.
+
+``--set NAME=FILE`` adds a set (a table row) of your own configurations: an ljvae dataset
+file, or an ``.npy`` array (M, N, 2) of positions in sigma with ``--box`` giving their box
+side. N must be the model's; a different box is converted by rescaling every position by
+L_model / L_file (a warning says so: the set is then judged at the model's density).
 
 Bad input gives one line ``anomaly-test: error: ...`` and exit code 2.
 """
@@ -40,6 +46,7 @@ from mcsim.clitools import (
     run_cli,
 )
 from pipelines.anomaly.config import SET_KINDS, STEP_UNITS, AnomalyConfig
+from pipelines.anomaly.user_sets import UserSet, is_npy, parse_set
 from vae.checkpoint import latest_checkpoint
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -74,6 +81,13 @@ def _fraction(text: str) -> float:
     if v > 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in (0, 1]")
     return v
+
+
+def _user_set(text: str) -> UserSet:
+    try:
+        return parse_set(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=FILE") from None
 
 
 def build_parser() -> ArgumentParser:
@@ -124,6 +138,13 @@ def build_parser() -> ArgumentParser:
                    help="zeroed diagonal blocks of the sorted matrix (default 10@0 10@8 30@0)")
     s.add_argument("--mask-fraction", type=_fraction, nargs="+", metavar="F",
                    help="fractions of pairs masked at random (default 0.1 0.5)")
+    s.add_argument("--set", dest="user_sets", type=_user_set, nargs="+", action="extend",
+                   metavar="NAME=FILE",
+                   help="your data as a set: an ljvae dataset file or an .npy array of "
+                        "positions (M, N, 2), sigma (first --n of them); N must be the "
+                        "model's, another box is rescaled to the model's with a warning")
+    s.add_argument("--box", type=positive_float, metavar="L",
+                   help="box side of the .npy positions of --set, sigma")
     m = p.add_argument_group("scores and metrics")
     m.add_argument("--bootstrap", type=nonneg_int, help="bootstrap resamples (default 1000)")
     m.add_argument("--ci", type=_fraction, help="confidence level (default 0.95)")
@@ -207,10 +228,12 @@ def _main(argv: list[str] | None = None) -> int:
         for f in args.train_data:
             if not Path(f).is_file():
                 raise UserError(f"--train-data: {f}: no such file")
+    user_sets = _check_user_sets(args)
     check_outputs([("--out", out / n) for n in (*_OUTPUTS, "scores.npz")],
                   dirs=[("--out", out), ("--data-dir", data_dir)],
                   inputs=[("--checkpoint", ckpt), ("--config", args.config),
-                          *(("--train-data", f) for f in args.train_data or ())],
+                          *(("--train-data", f) for f in args.train_data or ()),
+                          *((f"--set {u.name}", u.path) for u in user_sets)],
                   overwrite=args.overwrite)
     args.threads = clamp_threads(args.threads, "anomaly-test")
     n_sets = len(cfg.sets) + len(cfg.unseen_gammas) + len(cfg.blackout_blocks)
@@ -224,7 +247,7 @@ def _main(argv: list[str] | None = None) -> int:
             summary = run_anomaly_test(ckpt, out, cfg, data_dir=data_dir,
                                        progress=not args.no_progress,
                                        train_data=args.train_data, n_threads=args.threads,
-                                       figures=not args.no_figures)
+                                       figures=not args.no_figures, user_sets=user_sets)
     except KeyboardInterrupt:
         sys.stderr.write(f"\nanomaly-test: interrupted; generated anomaly sets in {data_dir} "
                          "are kept (a partial one resumes) and reused when you rerun\n")
@@ -239,6 +262,23 @@ def _main(argv: list[str] | None = None) -> int:
     print(f"report: {out / 'anomaly.md'} (JSON: {out / 'anomaly.json'}); anomaly sets in "
           f"{data_dir}")
     return 0
+
+
+def _check_user_sets(args: argparse.Namespace) -> list[UserSet]:
+    """The ``--set`` files, each with ``--box`` attached; refuses missing files and
+    ``.npy`` arrays without ``--box`` before any work."""
+    out = []
+    for u in args.user_sets or ():
+        if not u.path.is_file():
+            raise UserError(f"--set {u.name}: {u.path}: no such file")
+        npy = is_npy(u.path)
+        if npy and args.box is None:
+            raise UserError(f"--set {u.name}: {u.path} is an .npy array of positions; give "
+                            "the side of its box with --box L")
+        out.append(UserSet(u.name, u.path, args.box if npy else None))
+    if args.box is not None and not any(u.box is not None for u in out):
+        raise UserError("--box: only applies to .npy files given with --set")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

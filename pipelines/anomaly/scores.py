@@ -18,6 +18,12 @@ VAE scores (from one deterministic pass: z = mu_z(x), x_hat = decode(mu_z)):
   deterministic, so scores are reproducible). For the study's lambda = 3.5e-4, P = 900,
   D = 40: s = 0.063 normalised units (0.89 sigma at L = 10). Grid models use the
   Bernoulli likelihood: -ELBO = P * BCE + KL_sum. Undefined (NaN) when b = 0.
+* ``iwae``: -L_K(x) in nats, the importance-weighted bound of the model's
+  log-likelihood with K = ``iwae_k`` draws from q(z|x) (:func:`vae.likelihood.iwae_bound`,
+  Burda et al. 2016), with the same decoder likelihood as ``neg_elbo``. L_1 is the
+  ELBO and L_K -> log p(x) as K grows, so this is the model's likelihood, where
+  ``neg_elbo`` is a plug-in at z = mu_z. The draws are seeded per configuration from the
+  test's seed, so reruns give identical scores. Undefined (NaN) when b = 0.
 
 Scores fitted on the model's *training split* (never on test data):
 
@@ -47,7 +53,7 @@ import torch
 
 from mcsim.potentials import Potential, total_energy
 from vae.checkpoint import TrainedVAE
-from vae.loss import kl_weight
+from vae.likelihood import decoder_variance, iwae_bound
 
 __all__ = [
     "SCORES",
@@ -58,6 +64,7 @@ __all__ = [
     "vae_pass",
     "decoder_variance",
     "vae_scores",
+    "iwae_score",
     "matrix_features",
     "ScoreModels",
     "EnergyReference",
@@ -89,6 +96,10 @@ SCORE_INFO: dict[str, Score] = {s.name: s for s in (
     Score('neg_elbo', '-ELBO', '#17becf',
           "-ELBO in nats with the Gaussian decoder variance implied by the training loss, "
           "s^2 = b P / (2 a D), at z = mu_z: SSE/(2 s^2) + P/2 log(2 pi s^2) + KL."),
+    Score('iwae', '-IWAE', '#2ca02c',
+          "minus the importance-weighted bound L_K of the model's log-likelihood, nats "
+          "(K draws from q(z|x), the decoder likelihood of -ELBO; L_1 = ELBO, "
+          "L_K -> log p(x) as K grows)."),
     Score('kl', 'KL', '#9467bd',
           "KL(q(z|x) || N(0, I)) summed over latent dimensions, nats."),
     Score('mahalanobis', 'Mahalanobis', '#e377c2',
@@ -145,17 +156,6 @@ def vae_pass(model: TrainedVAE, x: np.ndarray, batch_size: int = 1024) -> VAEPas
     return VAEPass(mu, lv, x_hat, recon, kl)
 
 
-def decoder_variance(model: TrainedVAE) -> float:
-    """s^2 = b P / (2 a D): the Gaussian decoder variance (input units^2) for which the
-    training loss a * MSE + b * mean KL is proportional to -ELBO; NaN if b = 0."""
-    a, b = kl_weight(model.config.loss)
-    p = int(np.prod(model.input_shape))
-    d = int(model.model.latent_dim)
-    if b <= 0 or a <= 0:
-        return math.nan
-    return b * p / (2.0 * a * d)
-
-
 def vae_scores(model: TrainedVAE, vp: VAEPass) -> dict[str, np.ndarray]:
     """``mse``, ``kl`` and ``neg_elbo`` (see the module docstring) from a pass."""
     p = int(np.prod(model.input_shape))
@@ -168,6 +168,17 @@ def vae_scores(model: TrainedVAE, vp: VAEPass) -> dict[str, np.ndarray]:
         else:
             nelbo = p * vp.recon / (2.0 * s2) + 0.5 * p * math.log(2.0 * math.pi * s2) + vp.kl
     return {"mse": vp.recon, "kl": vp.kl, "neg_elbo": nelbo}
+
+
+def iwae_score(model: TrainedVAE, x: np.ndarray, k: int, *, seed: int,
+               start: int = 0) -> np.ndarray:
+    """``iwae``: (M,) -L_K(x) in nats for inputs x (M, *input_shape), K = ``k`` draws per
+    configuration, configuration i drawn from the stream (seed, start + i)
+    (:func:`vae.likelihood.iwae_bound`); NaN when the training loss implies no decoder
+    likelihood (KL weight 0)."""
+    if model.config.recon != "bce" and math.isnan(decoder_variance(model)):
+        return np.full(len(x), np.nan)
+    return iwae_bound(model, x, k, seed=seed, start=start).score
 
 
 def matrix_features(x: np.ndarray) -> np.ndarray:
