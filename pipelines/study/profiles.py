@@ -88,7 +88,7 @@ QUICK: dict[str, Any] = {
     "latent": {"tsne_points": 300, "n_traverse": 5, "seed": 0},
     "reconstruct": {"n_boot": 100, "bins": 30, "profile_bins": 25, "seed": 0,
                     "placement": "thermal"},
-    "anomaly": {"n": 300, "bootstrap": 200, "impute_n": 100, "iforest_trees": 100},
+    "anomaly": {"n": 300, "bootstrap": 200, "impute_n": 100, "iforest_trees": 100, "iwae_k": 8},
     "generate": {"n": 1000, "flow_epochs": 20, "n_boot": 100},
 }
 
