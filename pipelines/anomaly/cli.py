@@ -155,6 +155,8 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--pca-components", type=positive_int, help="PCA baseline (default 10)")
     m.add_argument("--ocsvm-nu", type=_fraction, help="one-class SVM nu (default 0.05)")
     m.add_argument("--iforest-trees", type=positive_int, help="isolation forest (default 200)")
+    m.add_argument("--iwae-k", type=positive_int, metavar="K",
+                   help="importance samples of the -IWAE score (default 32)")
     m.add_argument("--impute-n", type=positive_int,
                    help="configurations per missing-data set for imputation (default 500)")
     m.add_argument("--edm-iters", type=positive_int, help="EDM completion iterations "
@@ -175,7 +177,7 @@ _FIELDS = {  # argparse dest -> AnomalyConfig field
     "bootstrap": "bootstrap", "ci": "ci", "fpr": "fpr", "fit_max": "fit_max",
     "pca_components": "pca_components", "ocsvm_nu": "ocsvm_nu",
     "iforest_trees": "iforest_trees", "impute_n": "impute_n", "edm_iters": "edm_iters",
-    "edm_tol": "edm_tol", "seed": "seed",
+    "edm_tol": "edm_tol", "seed": "seed", "iwae_k": "iwae_k",
 }
 
 

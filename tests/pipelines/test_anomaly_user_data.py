@@ -127,6 +127,17 @@ def _one_line(capsys, prog: str, what: str) -> str:
     return err[0]
 
 
+def test_every_anomaly_setting_has_an_option_and_iwae_k_is_validated():
+    from dataclasses import fields
+
+    from pipelines.anomaly.cli import _FIELDS, build_parser, config_from_args
+
+    assert set(_FIELDS.values()) == {f.name for f in fields(AnomalyConfig)}
+    assert config_from_args(build_parser().parse_args(["--iwae-k", "4"])).iwae_k == 4
+    with pytest.raises(AnomalyConfigError, match="iwae_k"):
+        AnomalyConfig(iwae_k=0)
+
+
 def test_anomaly_test_set_flag_refuses_before_work(anomaly_trained, files, capsys, tmp_path):
     ck = str(anomaly_trained / "run" / "best.pt")
     base = ["--checkpoint", ck, "--out", str(tmp_path / "o"), "--data-dir",
@@ -192,6 +203,19 @@ def test_detector_scores_do_not_depend_on_batching(detector, test_split):
     for k in detector.scores_:
         np.testing.assert_allclose(np.concatenate([p[k] for p in parts]), whole[k],
                                    rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_iwae_score_tightens_with_k(detector, test_split):
+    """E[L_K] grows with K (Burda et al. 2016, thm. 1): -IWAE at K = 64 lies below K = 1
+    on average, by more than 3 standard errors of the paired differences."""
+    from pipelines.anomaly.scores import iwae_score
+
+    m = detector.model_
+    x = m.inputs(test_split[:50])
+    d = iwae_score(m, x, 1, seed=5) - iwae_score(m, x, 64, seed=6)
+    assert d.mean() > 3.0 * d.std(ddof=1) / math.sqrt(d.size), (d.mean(), d.std())
+    np.testing.assert_array_equal(iwae_score(m, x[:5], 4, seed=5),
+                                  iwae_score(m, x[:5], 4, seed=5))  # seeded
 
 
 def test_detector_refuses_bad_settings_and_data(detector, anomaly_trained):
