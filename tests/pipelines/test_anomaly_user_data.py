@@ -154,6 +154,12 @@ def test_anomaly_test_set_flag_refuses_before_work(anomaly_trained, files, capsy
         assert anomaly_main([*base, *extra]) == 2, extra
         _one_line(capsys, "anomaly-test", what)
     assert os.listdir(tmp_path) == []
+    # accepted: --box goes to the .npy sets only
+    from pipelines.anomaly.cli import _check_user_sets, build_parser
+
+    h5, npy = files / "hot.h5", files / "hot_L12.npy"
+    args = build_parser().parse_args(["--set", f"a={h5}", f"b={npy}", "--box", "12"])
+    assert _check_user_sets(args) == [UserSet("a", h5), UserSet("b", npy, 12.0)]
 
 
 # -- the detector ----------------------------------------------------------------------
