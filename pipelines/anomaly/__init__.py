@@ -18,6 +18,11 @@ Data:
   ``data_dir`` and reused on later runs (:func:`make_anomaly_sets`); corrupted and
   missing-data sets derived from ``n`` random test configurations.
 
+Your own data join the table as more sets (``user_sets=``,
+:mod:`pipelines.anomaly.user_sets`); unlabelled data are scored by
+:class:`~pipelines.anomaly.detector.VAEDetector` (PyOD conventions) and the ``score``
+command (:mod:`pipelines.anomaly.score_cli`).
+
 Scores: :mod:`pipelines.anomaly.scores`. Metrics (ROC AUC with a stratified bootstrap
 CI, detection rate at the validation threshold, actual test FPR):
 :mod:`pipelines.anomaly.metrics`. Imputation (VAE vs mean matrix vs EDM completion):
@@ -27,15 +32,18 @@ Modules: :mod:`~pipelines.anomaly.config` (settings), :mod:`~pipelines.anomaly.d
 (the concrete sets and their MC files), :mod:`~pipelines.anomaly.sets` (corruptions,
 masks, MC sets), :mod:`~pipelines.anomaly.scores`, :mod:`~pipelines.anomaly.metrics`,
 :mod:`~pipelines.anomaly.imputation`, :mod:`~pipelines.anomaly.plots`,
-:mod:`~pipelines.anomaly.report`, :mod:`~pipelines.anomaly.run` (the whole test) and
-:mod:`~pipelines.anomaly.cli`.
+:mod:`~pipelines.anomaly.report`, :mod:`~pipelines.anomaly.run` (the whole test),
+:mod:`~pipelines.anomaly.cli`, :mod:`~pipelines.anomaly.user_sets`,
+:mod:`~pipelines.anomaly.detector` and :mod:`~pipelines.anomaly.score_cli`.
 """
 
 from pipelines.anomaly.config import SET_KINDS, AnomalyConfig, AnomalyConfigError
 from pipelines.anomaly.datasets import AnomalySpec, expand_sets, make_anomaly_sets
+from pipelines.anomaly.detector import VAEDetector
 from pipelines.anomaly.report import markdown_table
 from pipelines.anomaly.run import OUTPUT_FILES, run_anomaly_test
 from pipelines.anomaly.scores import SCORES
+from pipelines.anomaly.user_sets import UserSet
 
 __all__ = [
     "AnomalyConfig",
@@ -48,4 +56,6 @@ __all__ = [
     "make_anomaly_sets",
     "run_anomaly_test",
     "markdown_table",
+    "VAEDetector",
+    "UserSet",
 ]

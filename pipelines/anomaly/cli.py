@@ -7,6 +7,7 @@ Examples::
     anomaly-test --unseen-gamma 2 3 5 --sets unseen-gamma
     anomaly-test --blackout 10@0 10@8 30@0 --mask-fraction 0.1 0.5 --sets blackout random-mask
     anomaly-test --config anomaly.toml --out report/anomaly --overwrite
+    anomaly-test --set hot=hot.h5 mine=positions.npy --box 12   # your data as more rows
 
 Defaults: the checkpoint is the most recently modified ``best.pt`` under ``./runs``;
 results go to ``<run>/anomaly/`` (``anomaly.json``, ``anomaly.md``, ``scores.npz``,
@@ -14,6 +15,11 @@ figures) and generated MC sets to ``<run>/anomaly_data/``, where later runs reus
 An existing result is never replaced without ``--overwrite``. A TOML (or JSON) file
 given with ``--config`` sets any :class:`pipelines.anomaly.AnomalyConfig` field (flat,
 or under an ``[anomaly]`` table); options on the command line override it.
+
+``--set NAME=FILE`` adds a set (a table row) of your own configurations: an ljvae dataset
+file, or an ``.npy`` array (M, N, 2) of positions in sigma with ``--box`` giving their box
+side. N must be the model's; a different box is converted by rescaling every position by
+L_model / L_file (a warning says so: the set is then judged at the model's density).
 
 Bad input gives one line ``anomaly-test: error: ...`` and exit code 2.
 """
@@ -44,6 +50,7 @@ from mcsim.clitools import (
     show_progress,
 )
 from pipelines.anomaly.config import SET_KINDS, STEP_UNITS, AnomalyConfig
+from pipelines.anomaly.user_sets import UserSet, is_npy, parse_set
 from vae.checkpoint import announce_checkpoint, default_checkpoint
 
 __all__ = ["build_parser", "config_from_args", "main"]
@@ -78,6 +85,13 @@ def _fraction(text: str) -> float:
     if v > 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in (0, 1]")
     return v
+
+
+def _user_set(text: str) -> UserSet:
+    try:
+        return parse_set(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=FILE") from None
 
 
 def build_parser() -> ArgumentParser:
@@ -135,6 +149,13 @@ def build_parser() -> ArgumentParser:
                    help="zeroed diagonal blocks of the sorted matrix (default 10@0 10@8 30@0)")
     s.add_argument("--mask-fraction", type=_fraction, nargs="+", metavar="F",
                    help="fractions of pairs masked at random (default 0.1 0.5)")
+    s.add_argument("--set", dest="user_sets", type=_user_set, nargs="+", action="extend",
+                   metavar="NAME=FILE",
+                   help="your data as a set: an ljvae dataset file or an .npy array of "
+                        "positions (M, N, 2), sigma (first --n of them); N must be the "
+                        "model's, another box is rescaled to the model's with a warning")
+    s.add_argument("--box", type=positive_float, metavar="L",
+                   help="box side of the .npy positions of --set, sigma")
     m = p.add_argument_group("scores and metrics")
     m.add_argument("--n-boot", dest="bootstrap", type=nonneg_int, metavar="N",
                    help=f"bootstrap resamples (default {DEFAULT_N_BOOT})")
@@ -147,6 +168,8 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--pca-components", type=positive_int, help="PCA baseline (default 10)")
     m.add_argument("--ocsvm-nu", type=_fraction, help="one-class SVM nu (default 0.05)")
     m.add_argument("--iforest-trees", type=positive_int, help="isolation forest (default 200)")
+    m.add_argument("--iwae-k", type=positive_int, metavar="K",
+                   help="importance samples of the -IWAE score (default 32)")
     m.add_argument("--impute-n", type=positive_int,
                    help="configurations per missing-data set for imputation (default 500)")
     m.add_argument("--edm-iters", type=positive_int, help="EDM completion iterations "
@@ -167,7 +190,7 @@ _FIELDS = {  # argparse dest -> AnomalyConfig field
     "bootstrap": "bootstrap", "ci": "ci", "fpr": "fpr", "fit_max": "fit_max",
     "pca_components": "pca_components", "ocsvm_nu": "ocsvm_nu",
     "iforest_trees": "iforest_trees", "impute_n": "impute_n", "edm_iters": "edm_iters",
-    "edm_tol": "edm_tol", "seed": "seed",
+    "edm_tol": "edm_tol", "seed": "seed", "iwae_k": "iwae_k",
 }
 
 
@@ -207,10 +230,12 @@ def _main(argv: list[str] | None = None) -> int:
         for f in args.train_data:
             if not Path(f).is_file():
                 raise UserError(f"--data: {f}: no such file")
+    user_sets = _check_user_sets(args)
     check_outputs([("--out", out / n) for n in (*_OUTPUTS, "scores.npz")],
                   dirs=[("--out", out), ("--data-dir", data_dir)],
                   inputs=[("--checkpoint", ckpt), ("--config", args.config),
-                          *(("--data", f) for f in args.train_data or ())],
+                          *(("--data", f) for f in args.train_data or ()),
+                          *((f"--set {u.name}", u.path) for u in user_sets)],
                   overwrite=args.overwrite)
     args.threads = clamp_threads(args.threads, "anomaly-test")
     n_sets = len(cfg.sets) + len(cfg.unseen_gammas) + len(cfg.blackout_blocks)
@@ -227,7 +252,7 @@ def _main(argv: list[str] | None = None) -> int:
             summary = run_anomaly_test(ckpt, out, cfg, data_dir=data_dir,
                                        progress=show_progress(args),
                                        train_data=args.train_data, n_threads=args.threads,
-                                       figures=not args.no_figures)
+                                       figures=not args.no_figures, user_sets=user_sets)
     except TrainingDataError as exc:
         raise UserError(f"{exc}; pass --data FILE ...") from None
     except KeyboardInterrupt:
@@ -244,6 +269,23 @@ def _main(argv: list[str] | None = None) -> int:
     print(f"report: {out / 'anomaly.md'} (JSON: {out / 'anomaly.json'}); anomaly sets in "
           f"{data_dir}")
     return 0
+
+
+def _check_user_sets(args: argparse.Namespace) -> list[UserSet]:
+    """The ``--set`` files, each with ``--box`` attached; refuses missing files and
+    ``.npy`` arrays without ``--box`` before any work."""
+    out = []
+    for u in args.user_sets or ():
+        if not u.path.is_file():
+            raise UserError(f"--set {u.name}: {u.path}: no such file")
+        npy = is_npy(u.path)
+        if npy and args.box is None:
+            raise UserError(f"--set {u.name}: {u.path} is an .npy array of positions; give "
+                            "the side of its box with --box L")
+        out.append(UserSet(u.name, u.path, args.box if npy else None))
+    if args.box is not None and not any(u.box is not None for u in out):
+        raise UserError("--box: only applies to .npy files given with --set")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

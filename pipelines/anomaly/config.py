@@ -105,6 +105,8 @@ class AnomalyConfig:
         pca_components: components of the PCA baseline on flattened matrices.
         ocsvm_nu: nu of the one-class SVM (RBF kernel, gamma='scale').
         iforest_trees: trees of the isolation forest.
+        iwae_k: importance samples K per configuration of the ``iwae`` score (the
+            bound L_K of the model's log-likelihood; K = 1 is a sampled ELBO).
         impute_n: configurations per missing-data set used for the imputation errors.
         edm_iters, edm_tol: alternating-projection iterations and stopping tolerance
             (largest change of a squared normalised distance) of the EDM completion.
@@ -135,6 +137,7 @@ class AnomalyConfig:
     pca_components: int = 10
     ocsvm_nu: float = 0.05
     iforest_trees: int = 200
+    iwae_k: int = 32
     impute_n: int = 500
     edm_iters: int = 500
     edm_tol: float = 1e-9
@@ -178,6 +181,8 @@ class AnomalyConfig:
             v = getattr(self, name)
             if not _is_int(v) or v < lo:
                 _fail(name, f"must be an integer >= {lo}", v)
+        if not _is_int(self.iwae_k) or not 1 <= self.iwae_k <= 100_000:
+            _fail("iwae_k", "must be an integer in [1, 100000]", self.iwae_k)
         for name in ("temperature", "delta", "corrupt_step", "edm_tol"):
             v = getattr(self, name)
             if not _is_num(v) or v <= 0:

@@ -8,7 +8,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from pipelines.anomaly.sets import (
     load_mc_set,
     random_pair_masks,
 )
+from pipelines.anomaly.user_sets import LoadedPositions, UserSet, check_set_names, load_positions
 
 # -- in-distribution data --------------------------------------------------------------
 
@@ -113,7 +114,8 @@ class _Set:
 
 
 def _build_sets(cfg: AnomalyConfig, model, ind: _InData, mc_files: dict[str, Path],
-                box: float) -> list[_Set]:
+                box: float, user: Sequence[tuple[UserSet, LoadedPositions]] = ()
+                ) -> list[_Set]:
     test_pos = ind.positions[ind.split.test]
     test_x = ind.x[ind.split.test]
     n_test = len(test_pos)
@@ -139,13 +141,29 @@ def _build_sets(cfg: AnomalyConfig, model, ind: _InData, mc_files: dict[str, Pat
             truth = test_x[pick]
             sets.append(_Set(spec, test_pos[pick], apply_mask(truth, mask), mask=mask,
                              truth=truth, source="test split"))
+    for u, data in user:  # user data, after the built-in sets
+        scaled = (f", positions rescaled by {data.factor:.4g} from L={data.box:g}"
+                  if data.factor != 1.0 else "")
+        spec = AnomalySpec(u.name, "user", None,
+                           f"user data {u.path}: the first {len(data.positions)} of "
+                           f"{data.n_total} configurations{scaled}")
+        sets.append(_Set(spec, data.positions, model.inputs(data.positions, box),
+                         source=str(u.path)))
     return sets
 
 
 # -- scoring ---------------------------------------------------------------------------
 
+_KEY_IWAE = 6  # the draws of the iwae score (datasets._KEY_* hold 1..5)
+
+
 class _Scorer:
-    """All scores of a batch of configurations, models fitted on training data."""
+    """All scores of a batch of configurations, models fitted on training data.
+
+    Calling it with inputs x, positions, a ``key`` naming the data (``split:test``,
+    ``set:<name>``, ...) and the index ``start`` of x[0] in them gives ({score: (M,)},
+    the VAE pass); the ``iwae`` draws of configuration i come from the stream
+    (seed of (cfg.seed, key), start + i), so scores do not depend on batching."""
 
     def __init__(self, cfg: AnomalyConfig, model, ind: _InData) -> None:
         rng = np.random.default_rng(_seed(cfg, _KEY_FIT))
@@ -157,11 +175,16 @@ class _Scorer:
                                          ind.positions[fit], ind.gamma[fit], cfg))
         self.mean_matrix = ind.x[fit].astype(np.float64).mean(axis=0)
         self.n_fit = int(fit.size)
+        self.cfg = cfg
 
-    def __call__(self, x: np.ndarray, positions: np.ndarray):
+    def iwae_seed(self, key: str) -> int:
+        return int(_seed(self.cfg, _KEY_IWAE, key).generate_state(1)[0])
+
+    def __call__(self, x: np.ndarray, positions: np.ndarray, key: str, start: int = 0):
         vp = vae_pass(self.model, x)
         return compute_scores(self.states, Batch(self.model, vp, matrix_features(x),
-                                                 positions)), vp
+                                                 positions, x=x, seed=self.iwae_seed(key),
+                                                 start=start)), vp
 
 
 def _usable(scores: dict[str, np.ndarray]) -> list[str]:
@@ -198,7 +221,8 @@ def _staging(out_dir: Path) -> Iterator[Path]:
 
 def run_anomaly_test(checkpoint: Path, out_dir: Path, cfg: AnomalyConfig, *, data_dir: Path,
                      progress: bool = True, train_data: list[str | os.PathLike] | None = None,
-                     n_threads: int | None = None, figures: bool = True) -> dict:
+                     n_threads: int | None = None, figures: bool = True,
+                     user_sets: Sequence[UserSet] = ()) -> dict:
     """Run the whole anomaly test and write ``anomaly.json``, ``anomaly.md``,
     ``scores.npz`` and the figures into ``out_dir``.
 
@@ -213,6 +237,9 @@ def run_anomaly_test(checkpoint: Path, out_dir: Path, cfg: AnomalyConfig, *, dat
             names; their fingerprint must match).
         n_threads: torch / numba / BLAS threads (None: library defaults).
         figures: also draw the PNG figures.
+        user_sets: the user's data files, each one more set (row) of the table, of at
+            most ``cfg.n`` configurations (:mod:`pipelines.anomaly.user_sets`: N must
+            be the model's; another box is rescaled to the model's, with a warning).
 
     Returns:
         The summary written to ``anomaly.json``: config, model, data sizes, sets,
@@ -228,16 +255,19 @@ def run_anomaly_test(checkpoint: Path, out_dir: Path, cfg: AnomalyConfig, *, dat
         raise TypeError("cfg: must be an AnomalyConfig")
     with thread_limits(n_threads, torch=True):
         return _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads,
-                    figures, load_model, length_scale)
+                    figures, load_model, length_scale, tuple(user_sets))
 
 
 def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, figures,
-         load_model, length_scale) -> dict:
+         load_model, length_scale, user_sets=()) -> dict:
     model = load_model(checkpoint)
     n_part, box = model.info.n_particles, model.info.box
     cfg.check_system(n_part, box)
+    check_set_names(user_sets, [s.name for s in expand_sets(cfg, box)])
+    user = [(u, load_positions(u.path, n_particles=n_part, model_box=box, box=u.box,
+                               limit=cfg.n, what=f"set {u.name}")) for u in user_sets]
     rep = model.config.data.representation
-    warnings: list[str] = []
+    warnings: list[str] = [data.note for _, data in user if data.note]
     missing_kinds = [k for k in ("blackout", "random-mask") if k in cfg.sets]
     if missing_kinds and rep != "distance":
         raise UserError(f"sets: {', '.join(missing_kinds)} need a distance-matrix model, "
@@ -255,7 +285,7 @@ def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, fi
         steps.set_postfix_str("anomaly sets")
         mc_files = make_anomaly_sets(cfg, data_dir, n_particles=n_part, box=box,
                                      progress=progress, n_threads=n_threads)
-        sets = _build_sets(cfg, model, ind, mc_files, box)
+        sets = _build_sets(cfg, model, ind, mc_files, box, user)
         steps.update()
 
         steps.set_postfix_str("fit score models")
@@ -264,15 +294,15 @@ def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, fi
 
         steps.set_postfix_str("scores")
         test_idx, val_idx = ind.split.test, ind.split.val
-        s_test, vp_test = scorer(ind.x[test_idx], ind.positions[test_idx])
-        s_val, _ = scorer(ind.x[val_idx], ind.positions[val_idx])
+        s_test, vp_test = scorer(ind.x[test_idx], ind.positions[test_idx], "split:test")
+        s_val, _ = scorer(ind.x[val_idx], ind.positions[val_idx], "split:val")
         for st in sets:
-            st.scores, vp = scorer(st.x, st.positions)
+            st.scores, vp = scorer(st.x, st.positions, f"set:{st.spec.name}")
             st.mu_z, st.x_hat = vp.mu_z, vp.x_hat
         scores = _usable(s_test)
         if "neg_elbo" not in scores:
-            warnings.append("-ELBO omitted: the KL weight is 0, so the training loss implies "
-                            "no decoder variance")
+            warnings.append("-ELBO and -IWAE omitted: the KL weight is 0, so the training "
+                            "loss implies no decoder variance")
         steps.update()
 
         steps.set_postfix_str("metrics")

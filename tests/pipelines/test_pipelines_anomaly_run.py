@@ -10,13 +10,9 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
-from mcsim import SimConfig, run_simulation
-from pipelines.anomaly import AnomalyConfig, make_anomaly_sets, run_anomaly_test
+from pipelines.anomaly import SCORES, AnomalyConfig, make_anomaly_sets, run_anomaly_test
 from pipelines.anomaly.cli import main
-from vae.config import ModelConfig, RunConfig, TrainConfig
-from vae.training import prepare_data, set_seed, train
 
 # small everything; every kind of set is exercised
 SMALL = dict(n=100, bootstrap=200, fit_max=500, impute_n=20, sweeps=100, fake_sweeps=20,
@@ -25,19 +21,9 @@ SMALL = dict(n=100, bootstrap=200, fit_max=500, impute_n=20, sweeps=100, fake_sw
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A quick model on 2 x 400 MC configurations (N = 30, L = 10) at gamma 1 and 2."""
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("anomaly")
-    sim = SimConfig(gammas=(1.0, 2.0), n_samples=400, sweeps=300, seed=1)
-    run_simulation(sim, root / "data.h5", n_threads=1, n_traces=0, check_samples=0,
-                   progress=False)
-    cfg = RunConfig(model=ModelConfig(latent_dim=8, channels=(8, 16)),
-                    train=TrainConfig(epochs=10, lr=3e-3, batch_size=64, patience=0))
-    data = prepare_data(cfg, [root / "data.h5"])
-    set_seed(0)
-    train(cfg, data, root / "run", progress=False)
-    return root
+def trained(anomaly_trained):
+    """The session's quick model (tests/pipelines/conftest.py)."""
+    return anomaly_trained
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +49,7 @@ def test_report_files_and_structure(report, trained):
     assert list(s["results"]) == names
     assert s["data"]["n_test"] == 160 and s["data"]["n_val"] == 80
     for row in s["results"].values():
-        assert set(row) == set(s["scores"]) and len(s["scores"]) == 8
+        assert set(row) == set(s["scores"]) and len(s["scores"]) == len(SCORES)
         for r in row.values():
             assert 0 <= r["lo"] <= r["auc"] <= r["hi"] <= 1 and 0 <= r["tpr"] <= 1
     assert set(s["fpr_test"]) == set(s["scores"]) == set(s["thresholds"])

@@ -4,7 +4,6 @@ a registry entry."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 
 from vae.checkpoint import TrainedVAE
-from vae.loss import kl_weight
+from vae.likelihood import decoder_variance
 
 __all__ = ["Score", "FitData", "Batch", "VAEPass", "vae_pass", "decoder_variance",
            "matrix_features"]
@@ -65,12 +64,18 @@ class FitData:
 
 @dataclass
 class Batch:
-    """Configurations to score: the model, its pass, the features, the positions."""
+    """Configurations to score: the model, its pass, the features, the positions; the
+    network inputs ``x`` and, for scores that draw random numbers, the seed of this
+    data (``seed``) and the index of its first configuration in it (``start``), so that
+    configuration i uses the stream (seed, start + i) however the data are cut."""
 
     model: TrainedVAE
     vp: VAEPass
     features: np.ndarray
     positions: np.ndarray
+    x: np.ndarray | None = None
+    seed: int = 0
+    start: int = 0
 
 
 @dataclass
@@ -106,17 +111,6 @@ def vae_pass(model: TrainedVAE, x: np.ndarray, batch_size: int = 1024) -> VAEPas
     mu64, lv64 = mu.astype(np.float64), lv.astype(np.float64)
     kl = 0.5 * (mu64 ** 2 + np.exp(lv64) - 1.0 - lv64).sum(axis=1)
     return VAEPass(mu, lv, x_hat, recon, kl)
-
-
-def decoder_variance(model: TrainedVAE) -> float:
-    """s^2 = b P / (2 a D): the Gaussian decoder variance (input units^2) for which the
-    training loss a * MSE + b * mean KL is proportional to -ELBO; NaN if b = 0."""
-    a, b = kl_weight(model.config.loss)
-    p = int(np.prod(model.input_shape))
-    d = int(model.model.latent_dim)
-    if b <= 0 or a <= 0:
-        return math.nan
-    return b * p / (2.0 * a * d)
 
 
 def matrix_features(x: np.ndarray) -> np.ndarray:

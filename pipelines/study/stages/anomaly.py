@@ -52,7 +52,8 @@ def validate_anomaly(cfg: dict[str, Any]) -> None:
 STAGE = Stage(
     "anomaly", stage_anomaly, params_anomaly, ("data", "train", "anomaly_data"),
     title="anomaly tests", heading="Anomaly detection", order=70, section="anomaly",
-    defaults={"quick": {"n": 300, "bootstrap": 200, "impute_n": 100, "iforest_trees": 100},
+    defaults={"quick": {"n": 300, "bootstrap": 200, "impute_n": 100, "iforest_trees": 100,
+                        "iwae_k": 8},
               "full": {"n": 2000}},
     open_keys=True, seeds=(("anomaly", "seed"),), resolve=_resolve,
     validate=validate_anomaly)
