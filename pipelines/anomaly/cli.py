@@ -194,7 +194,9 @@ _FIELDS = {  # argparse dest -> AnomalyConfig field
 }
 
 
-def _read_config_file(path: Path) -> dict:
+def read_config_file(path: Path) -> dict:
+    """The anomaly settings of a ``--config`` file (TOML or JSON; a top-level
+    ``[anomaly]`` table or the settings themselves)."""
     d = read_settings(path, "--config")
     if isinstance(d.get("anomaly"), dict):
         d = d["anomaly"]
@@ -207,7 +209,7 @@ def config_from_args(args: argparse.Namespace) -> AnomalyConfig:
     """Defaults < ``--config`` file < command-line options."""
     base = {**AnomalyConfig().to_dict(), "bootstrap": DEFAULT_N_BOOT}  # the CLI's default
     if args.config:
-        d = _read_config_file(Path(args.config))
+        d = read_config_file(Path(args.config))
         AnomalyConfig.from_dict({**base, **d})  # names the bad field of the file
         base.update(d)
     for dest, name in _FIELDS.items():

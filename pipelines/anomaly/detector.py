@@ -107,18 +107,18 @@ class VAEDetector:
             self. Raises UserError for unreadable or mismatched data, ValueError when
             ``score`` is not defined for this model.
         """
-        from pipelines.anomaly.run import _load_in_distribution, _Scorer, _usable
+        from pipelines.anomaly.run import Scorer, load_in_distribution, usable_scores
         from vae.checkpoint import load_model
 
         steps = tqdm(total=3, desc="fit detector", disable=not progress, dynamic_ncols=True)
         with steps:
             steps.set_postfix_str("model and training data")
             model = load_model(self.checkpoint)
-            ind = _load_in_distribution(model, self.checkpoint,
+            ind = load_in_distribution(model, self.checkpoint,
                                         None if train_data is None else list(train_data))
             steps.update()
             steps.set_postfix_str("score models (training split)")
-            scorer = _Scorer(self.config, model, ind)
+            scorer = Scorer(self.config, model, ind)
             steps.update()
             steps.set_postfix_str("thresholds (validation split)")
             val = ind.split.val
@@ -127,7 +127,7 @@ class VAEDetector:
                                 "no threshold can be set")
             s_val, _ = scorer(ind.x[val], ind.positions[val], "split:val")
             steps.update()
-        usable = _usable(s_val)
+        usable = usable_scores(s_val)
         if self.score not in usable:
             raise ValueError(f"score: {self.score!r} is not defined for this model (the "
                              "training loss has KL weight 0, so it implies no likelihood)")

@@ -82,8 +82,10 @@ def _resolve(f: str, checkpoint: Path) -> Path:
     return p
 
 
-def _load_in_distribution(model, checkpoint: Path, files: list[str | os.PathLike] | None
-                          ) -> _InData:
+def load_in_distribution(model, checkpoint: Path, files: list[str | os.PathLike] | None
+                         ) -> _InData:
+    """The model's training data (``files``, default: the checkpoint's own, found beside
+    it) re-read and verified (:meth:`vae.checkpoint.TrainedVAE.training_data`)."""
 
     given = files is not None
     names = [str(f) for f in files] if given else list(model.info.files)
@@ -157,7 +159,7 @@ def _build_sets(cfg: AnomalyConfig, model, ind: _InData, mc_files: dict[str, Pat
 _KEY_IWAE = 6  # the draws of the iwae score (datasets._KEY_* hold 1..5)
 
 
-class _Scorer:
+class Scorer:
     """All scores of a batch of configurations, models fitted on training data.
 
     Calling it with inputs x, positions, a ``key`` naming the data (``split:test``,
@@ -187,7 +189,8 @@ class _Scorer:
                                                  start=start)), vp
 
 
-def _usable(scores: dict[str, np.ndarray]) -> list[str]:
+def usable_scores(scores: dict[str, np.ndarray]) -> list[str]:
+    """The scores defined for a model (no NaN: ``neg_elbo``, ``iwae`` need a KL weight)."""
     return [k for k in SCORES if not np.any(np.isnan(scores[k]))]
 
 
@@ -278,7 +281,7 @@ def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, fi
         if seen:
             raise UserError(f"unseen_gammas: {seen[0]:g} is one of the training gammas "
                             f"({', '.join(f'{g:g}' for g in trained_g)})")
-    ind = _load_in_distribution(model, checkpoint, train_data)
+    ind = load_in_distribution(model, checkpoint, train_data)
     _check_physics(cfg, ind, warnings)
     steps = tqdm(total=5, desc="anomaly-test", disable=not progress, dynamic_ncols=True)
     with steps:
@@ -289,7 +292,7 @@ def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, fi
         steps.update()
 
         steps.set_postfix_str("fit score models")
-        scorer = _Scorer(cfg, model, ind)
+        scorer = Scorer(cfg, model, ind)
         steps.update()
 
         steps.set_postfix_str("scores")
@@ -299,7 +302,7 @@ def _run(checkpoint, out_dir, cfg, data_dir, progress, train_data, n_threads, fi
         for st in sets:
             st.scores, vp = scorer(st.x, st.positions, f"set:{st.spec.name}")
             st.mu_z, st.x_hat = vp.mu_z, vp.x_hat
-        scores = _usable(s_test)
+        scores = usable_scores(s_test)
         if "neg_elbo" not in scores:
             warnings.append("-ELBO and -IWAE omitted: the KL weight is 0, so the training "
                             "loss implies no decoder variance")

@@ -4,7 +4,7 @@ Examples::
 
     score --checkpoint runs/default/best.pt data.h5 --out scores.h5
     score --checkpoint runs/default/best.pt positions.npy --box 12 --fpr 0.05
-    score data.h5 --iwae-k 128 --overwrite       # newest best.pt under ./runs
+    score data.h5 --iwae-k 128 --overwrite       # the main model of a run under ./runs
 
 The detector (:class:`pipelines.anomaly.detector.VAEDetector`) fits every score model on
 the model's training split and fixes each score's threshold on its validation split at
@@ -28,7 +28,6 @@ Bad input gives one line ``score: error: ...`` and exit code 2, and writes nothi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -37,16 +36,20 @@ from pathlib import Path
 import numpy as np
 
 from mcsim.clitools import (
+    DEFAULT_THREADS,
     ArgumentParser,
     UserError,
+    add_progress_flags,
     atomic_output,
     check_memory,
     check_outputs,
     clamp_threads,
+    hidden_alias,
     nonneg_int,
     positive_float,
     positive_int,
     run_cli,
+    show_progress,
 )
 from pipelines.anomaly.config import AnomalyConfig
 
@@ -74,19 +77,22 @@ def build_parser() -> ArgumentParser:
                    help="ljvae dataset file, or .npy positions (M, N, 2) in sigma (with --box)")
     io = p.add_argument_group("input and output")
     io.add_argument("--checkpoint", metavar="PT",
-                    help="trained model (default: the newest best.pt under ./runs)")
+                    help="trained model (default: the main model of the newest run under "
+                         "./runs, printed)")
     io.add_argument("--out", metavar="FILE",
                     help="output HDF5 file (default: DATA's name + _scores.h5, beside it)")
     io.add_argument("--box", type=positive_float, metavar="L",
                     help="box side of .npy positions, sigma (dataset files carry their own)")
-    io.add_argument("--train-data", nargs="+", metavar="FILE",
+    io.add_argument("--data", dest="train_data", nargs="+", metavar="FILE",
                     help="the model's training data files (default: as recorded in the "
                          "checkpoint)")
+    hidden_alias(io, "--train-data", dest="train_data", nargs="+")
     io.add_argument("--config", metavar="FILE",
                     help="TOML or JSON file of anomaly-test settings (fit_max, iwae_k, ...)")
     io.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    io.add_argument("--threads", type=positive_int, help="CPU threads (torch, numba, BLAS)")
-    io.add_argument("--no-progress", action="store_true", help="no progress bars")
+    io.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                    help=f"CPU threads (torch, numba, BLAS; default {DEFAULT_THREADS})")
+    add_progress_flags(io)
     m = p.add_argument_group("scores")
     m.add_argument("--fpr", type=_fraction,
                    help="false-positive rate on validation data of every threshold "
@@ -104,11 +110,11 @@ _FIELDS = {"fpr": "fpr", "iwae_k": "iwae_k", "fit_max": "fit_max", "seed": "seed
 
 def _config(args: argparse.Namespace) -> AnomalyConfig:
     """Defaults < ``--config`` file < command-line options."""
-    from pipelines.anomaly.cli import _read_config_file
+    from pipelines.anomaly.cli import read_config_file
 
     base = AnomalyConfig().to_dict()
     if args.config:
-        d = _read_config_file(Path(args.config))
+        d = read_config_file(Path(args.config))
         AnomalyConfig.from_dict({**base, **d})  # names the bad field of the file
         base.update(d)
     for dest, name in _FIELDS.items():
@@ -116,27 +122,6 @@ def _config(args: argparse.Namespace) -> AnomalyConfig:
         if v is not None:
             base[name] = v
     return AnomalyConfig.from_dict(base)
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """torch, BLAS and numba limited to ``n`` threads (None: library defaults)."""
-    import torch
-
-    from mcsim.sampler import threads
-
-    if n is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n), threads(n):
-            yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def write_scores(path: Path, scores: dict[str, np.ndarray], labels: dict[str, np.ndarray],
@@ -175,8 +160,9 @@ def read_scores(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, np.n
 
 
 def _main(argv: list[str] | None = None) -> int:
+    from mcsim.shared import thread_limits
     from pipelines.anomaly.user_sets import is_npy, load_positions
-    from vae.checkpoint import latest_checkpoint, load_model
+    from vae.checkpoint import announce_checkpoint, default_checkpoint, load_model
 
     args = build_parser().parse_args(argv)
     cfg = _config(args)
@@ -189,21 +175,21 @@ def _main(argv: list[str] | None = None) -> int:
                         "box with --box L")
     for f in args.train_data or ():
         if not Path(f).is_file():
-            raise UserError(f"--train-data: {f}: no such file")
-    ckpt = Path(args.checkpoint) if args.checkpoint else latest_checkpoint()
+            raise UserError(f"--data: {f}: no such file")
+    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     if not ckpt.is_file():
         raise UserError(f"--checkpoint: {ckpt}: no such file")
     out = Path(args.out) if args.out else data.with_name(f"{data.stem}_scores.h5")
     check_outputs([("--out", out)],
                   inputs=[("DATA", data), ("--checkpoint", ckpt), ("--config", args.config),
-                          *(("--train-data", f) for f in args.train_data or ())],
+                          *(("--data", f) for f in args.train_data or ())],
                   overwrite=args.overwrite)
     if not args.checkpoint:
-        sys.stderr.write(f"score: using the checkpoint {ckpt} (newest best.pt under ./runs)\n")
+        announce_checkpoint("score", ckpt)
     if not args.out:
         sys.stderr.write(f"score: writing {out}\n")
     n_threads = clamp_threads(args.threads, "score")
-    progress = not args.no_progress
+    progress = show_progress(args)
     model = load_model(ckpt)
     n_part, box = model.info.n_particles, model.info.box
     loaded = load_positions(data, n_particles=n_part, model_box=box,
@@ -217,7 +203,7 @@ def _main(argv: list[str] | None = None) -> int:
     from pipelines.anomaly.detector import VAEDetector
     from pipelines.anomaly.report import _SCORE_DEFS
 
-    with _threads(n_threads):
+    with thread_limits(n_threads, torch=True):
         det = VAEDetector(ckpt, config=cfg).fit(args.train_data, progress=progress)
         scores = det.score_all(loaded.positions, progress=progress)
     labels = det.labels(scores)
