@@ -259,5 +259,5 @@ def denoise_figure(examples: dict, box: float, title: str = ""):
                 ax.set_xlabel("x (σ)", fontsize=8)
     fig.suptitle(title or "Denoising: clean, corrupted and decoded configurations "
                  "(RMSD: rigid motions, mirror and relabelling allowed)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
