@@ -43,6 +43,7 @@ from reconstruct.metrics import (
     placement_rmsd,
     rmsd,
     rmsd_reference,
+    rmsd_unlabelled,
 )
 from reconstruct.pipeline import Reconstruction, reconstruct_configurations, write_reconstruction
 from reconstruct.tumbler import (
@@ -80,6 +81,7 @@ __all__ = [
     "placement_rmsd",
     "rmsd",
     "rmsd_reference",
+    "rmsd_unlabelled",
     "Reconstruction",
     "reconstruct_configurations",
     "write_reconstruction",

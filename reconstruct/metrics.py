@@ -15,6 +15,10 @@ distance matrix cannot distinguish a configuration from its mirror image.
 
   where s_1 >= s_2 >= 0 are the singular values of H and, for 2 x 2 matrices,
   (s_1 + s_2)^2 = |H|_F^2 + 2 |det H|.
+* :func:`rmsd_unlabelled`: the same minimised over particle relabellings too, for
+  configurations whose particles do not correspond one to one (a denoised
+  configuration against the clean original): alternating optimal assignment
+  (Hungarian algorithm, Kuhn 1955) and optimal rotation from several starts.
 * :func:`placement_rmsd`: RMSD with only a horizontal shift and an optional mirror
   x -> -x allowed: whether the tumbler found the original orientation and height.
 * :func:`distance_error`: RMS and maximum of |d_ij(reconstructed) - d_ij(input)|.
@@ -38,6 +42,7 @@ from reconstruct.distances import distance_matrices
 __all__ = [
     "rmsd",
     "rmsd_reference",
+    "rmsd_unlabelled",
     "placement_rmsd",
     "distance_error",
     "energy_bin_edges",
@@ -110,6 +115,68 @@ def rmsd_reference(a: np.ndarray, b: np.ndarray, *, allow_reflection: bool = Tru
             u[:, -1] = -u[:, -1]
         r = u @ vt
         out[k] = np.sqrt(np.mean(np.sum((p @ r - q) ** 2, axis=1)))
+    return out
+
+
+def _rotation_sq(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(angle, mean squared deviation) of the best rotation of centred a onto centred b
+    (N, 2), labels as given."""
+    p = float(np.sum(a[:, 0] * b[:, 0] + a[:, 1] * b[:, 1]))
+    q = float(np.sum(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]))
+    t = float(np.arctan2(q, p))
+    c, s = np.cos(t), np.sin(t)
+    r = np.column_stack([c * a[:, 0] - s * a[:, 1], s * a[:, 0] + c * a[:, 1]])
+    return t, float(np.mean(np.sum((r - b) ** 2, axis=1)))
+
+
+def rmsd_unlabelled(a: np.ndarray, b: np.ndarray, *, allow_reflection: bool = True,
+                    n_starts: int = 12, max_iter: int = 50) -> np.ndarray:
+    """RMSD minimised over rigid motions and over relabellings of the particles.
+
+    min over permutations P and R in O(2) (SO(2) without reflections) and t of
+    sum_i |R a_P(i) + t - b_i|^2 / N, found by alternating the optimal assignment for
+    a fixed rotation (``scipy.optimize.linear_sum_assignment`` on squared distances)
+    and the optimal rotation for a fixed assignment, until the assignment repeats;
+    started from the given labelling and from ``n_starts`` rotations of each mirror
+    image. The centroids coincide at any optimum (they do not depend on labels). A
+    local search: the result is an upper bound on the minimum, never above
+    :func:`rmsd` with the given labels.
+
+    Args:
+        a, b: (N, 2) or (M, N, 2) coordinates, sigma.
+        allow_reflection: align over O(2) (default) or SO(2).
+        n_starts: start angles per mirror image.
+        max_iter: alternations per start.
+
+    Returns:
+        (M,) RMSD, sigma.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    a, b = _pair(a, b)
+    out = np.empty(a.shape[0])
+    angles = 2.0 * np.pi * np.arange(n_starts) / max(n_starts, 1)
+    for k in range(a.shape[0]):
+        bk = b[k] - b[k].mean(axis=0)
+        best = float(rmsd(a[k], b[k], allow_reflection=allow_reflection)[0]) ** 2
+        for mirror in (False, True) if allow_reflection else (False,):
+            ak = a[k] - a[k].mean(axis=0)
+            if mirror:
+                ak = ak * np.array([1.0, -1.0])
+            for t in angles:
+                perm = None
+                for _ in range(max_iter):
+                    c, s = np.cos(t), np.sin(t)
+                    r = np.column_stack([c * ak[:, 0] - s * ak[:, 1],
+                                         s * ak[:, 0] + c * ak[:, 1]])
+                    cost = np.sum((bk[:, None, :] - r[None, :, :]) ** 2, axis=2)
+                    _, new = linear_sum_assignment(cost)  # b_i <- a_new[i]
+                    if perm is not None and np.array_equal(new, perm):
+                        break
+                    perm = new
+                    t, sq = _rotation_sq(ak[perm], bk)
+                    best = min(best, sq)
+        out[k] = np.sqrt(best)
     return out
 
 
