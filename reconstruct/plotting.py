@@ -15,6 +15,8 @@ from matplotlib.patches import Circle, Rectangle
 from reconstruct.metrics import EnergyComparison, HeightProfile
 
 __all__ = [
+    "edge_binned",
+    "mark_edge_bins",
     "plot_configuration",
     "plot_energy_histograms",
     "plot_height_profiles",
@@ -23,6 +25,31 @@ __all__ = [
 
 ORIGINAL_COLOR = "#1f77b4"
 RECONSTRUCTED_COLOR = "#d95f02"
+
+
+def edge_binned(values: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Bins widened by one underflow and one overflow bin (of the width of the first
+    bin), the finite values clipped into them, and how many values lie outside
+    ``bins``: so that far-off values (overlapping particles: energies up to ~1e36)
+    are drawn at the edges of a histogram instead of silently dropped."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    width = bins[1] - bins[0]
+    wide = np.concatenate([[bins[0] - width], bins, [bins[-1] + width]])
+    outside = int(np.sum((v < bins[0]) | (v > bins[-1])))
+    return wide, np.clip(v, wide[0] + 0.5 * width, wide[-1] - 0.5 * width), outside
+
+
+def mark_edge_bins(ax: Axes, bins: np.ndarray) -> None:
+    """Dotted lines at the ends of ``bins`` and "underflow" / "overflow" labels on the
+    edge bins of :func:`edge_binned`."""
+    width = bins[1] - bins[0]
+    for edge in (bins[0], bins[-1]):
+        ax.axvline(edge, color="0.5", lw=0.8, ls=":")
+    ax.text(bins[-1] + 0.5 * width, 0.0, "overflow", rotation=90, ha="center",
+            va="bottom", fontsize=7, color="0.35")
+    ax.text(bins[0] - 0.5 * width, 0.0, "underflow", rotation=90, ha="center",
+            va="bottom", fontsize=7, color="0.35")
 
 
 def _axes(ax: Axes | None, size=(4.0, 4.0)) -> Axes:
@@ -119,12 +146,7 @@ def plot_energy_histograms(
     if original is not None:
         ax.hist(ref, bins=bins, density=True, histtype="stepfilled", alpha=0.45,
                 color=ORIGINAL_COLOR, label="original")
-    outside = int(np.sum((rec < bins[0]) | (rec > bins[-1])))
-    # far-off values go to explicit underflow / overflow bins one bin outside the range
-    width = bins[1] - bins[0]
-    wide = np.concatenate([[bins[0] - width], bins, [bins[-1] + width]])
-    shown = np.clip(rec[~np.isnan(rec)], wide[0] + 0.5 * width,
-                    wide[-1] - 0.5 * width)
+    wide, shown, outside = edge_binned(rec, bins)
     ax.hist(shown, bins=wide, density=True, histtype="step", lw=1.8,
             color=RECONSTRUCTED_COLOR, label="reconstructed")
     lines = []
@@ -140,12 +162,7 @@ def plot_energy_histograms(
         ax.text(0.02, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=8,
                 bbox={"fc": "white", "alpha": 0.8, "lw": 0})
     if outside:
-        for edge in (bins[0], bins[-1]):
-            ax.axvline(edge, color="0.5", lw=0.8, ls=":")
-        ax.text(bins[-1] + 0.5 * width, 0.0, "overflow", rotation=90, ha="center",
-                va="bottom", fontsize=7, color="0.35")
-        ax.text(bins[0] - 0.5 * width, 0.0, "underflow", rotation=90, ha="center",
-                va="bottom", fontsize=7, color="0.35")
+        mark_edge_bins(ax, bins)
     ax.set_xlabel("energy per particle U/N (ε)" if per_particle
                   else "energy per configuration U (ε)")
     ax.set_ylabel("density")

@@ -8,6 +8,7 @@ and writes, in the sweep directory::
     sweep.csv          latent_dim, weight, test MSE, KL, active dimensions, epochs
     sweep.json         the same rows, plus the trend checks
     sweep.png          test MSE and KL against latent dimension, one line per weight
+    curves.png         validation reconstruction error and KL per epoch, every run
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vae.config import RunConfig
 from vae.latent import active_dimensions, encode_latent, kl_per_dimension
 from vae.training import PreparedData, train
 
-__all__ = ["SWEEP_FIELDS", "run_sweep", "sweep_trends", "plot_sweep"]
+__all__ = ["SWEEP_FIELDS", "run_sweep", "sweep_trends", "plot_sweep", "plot_sweep_curves"]
 
 SWEEP_FIELDS = ("latent_dim", "weight", "test_recon", "test_kl_per_dim", "test_kl_total",
                 "active_dims", "best_epoch", "epochs_run", "run_dir")
@@ -148,16 +149,69 @@ def plot_sweep(rows: list[dict[str, Any]], weight_name: str = "λ", axes=None):
     return fig
 
 
+def plot_sweep_curves(rows: list[dict[str, Any]], histories: dict[str, list[dict[str, Any]]],
+                      weight_name: str = "λ", axes=None):
+    """Validation reconstruction error and KL per latent dimension against the epoch,
+    one line per run (colour: the KL weight, as in :func:`plot_sweep`; line style: the
+    latent dimension), the best epoch marked. ``histories``: run_dir -> the run's
+    ``history.json`` rows. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    else:
+        fig = axes[0].figure
+    ws = sorted({r["weight"] for r in rows})
+    dims = sorted({r["latent_dim"] for r in rows})
+    cmap = plt.get_cmap("plasma")
+    styles = ("-", "--", "-.", ":")
+    for r in rows:
+        h = histories.get(r["run_dir"], [])
+        if not h:
+            continue
+        col = cmap(0.85 * ws.index(r["weight"]) / max(len(ws) - 1, 1))
+        ls = styles[dims.index(r["latent_dim"]) % len(styles)]
+        ep = [e["epoch"] for e in h]
+        lab = f"D = {r['latent_dim']}, {weight_name} = {r['weight']:g}"
+        for ax, key in zip(axes, ("val_recon", "val_kl"), strict=True):
+            y = [e[key] for e in h]
+            ax.plot(ep, y, ls=ls, color=col, lw=1.3, label=lab)
+            best = [i for i, e in enumerate(ep) if e == r["best_epoch"]]
+            if best:
+                ax.plot(ep[best[0]], y[best[0]], "o", color=col, ms=4)
+    axes[0].set_ylabel("validation reconstruction error (input units²)")
+    axes[1].set_ylabel("validation KL per latent dimension (nats)")
+    for ax, t in zip(axes, ("reconstruction error", "KL divergence"), strict=True):
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{t} per epoch (dot: best epoch)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7, ncol=2)
+    return fig
+
+
 def _save_plot(out: Path, rows: list[dict[str, Any]], cfg: RunConfig) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig = plot_sweep(rows, "λ" if cfg.loss.form == "lambda" else "β")
-    fig.suptitle(f"sweep: {cfg.model.arch} VAE on {cfg.data.representation}, "
-                 f"{len(rows)} runs, test split", fontsize=10)
+    wname = "λ" if cfg.loss.form == "lambda" else "β"
+    title = (f"sweep: {cfg.model.arch} VAE on {cfg.data.representation}, "
+             f"{len(rows)} runs")
+    fig = plot_sweep(rows, wname)
+    fig.suptitle(f"{title}, test split", fontsize=10)
     with atomic_output(out / "sweep.png", overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    histories = {}
+    for r in rows:
+        f = out / r["run_dir"] / "history.json"
+        if f.is_file():
+            histories[r["run_dir"]] = json.loads(f.read_text())
+    fig = plot_sweep_curves(rows, histories, wname)
+    fig.suptitle(f"{title}: training curves", fontsize=10)
+    with atomic_output(out / "curves.png", overwrite=True) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 

@@ -44,6 +44,7 @@ def plot_gamma_figure(gamma: float, reference: np.ndarray, ref_energy: np.ndarra
     """
     from mcsim.observables import pair_distance_distribution
     from reconstruct.metrics import height_profile
+    from reconstruct.plotting import edge_binned, mark_edge_bins
 
     if axs is None:
         from matplotlib.figure import Figure
@@ -56,26 +57,31 @@ def plot_gamma_figure(gamma: float, reference: np.ndarray, ref_energy: np.ndarra
     e_edges = np.linspace(lo - pad, hi + pad, 50)
     short = np.linspace(0, 4, 81)
     dmin_edges = np.linspace(0, 2, 81)
+    inner_max = [0.0]  # the tallest in-range energy density (sets the y range)
+    any_outside = [False]
 
     def draw(pos, energy, label, filled=False, **kw):
         e = energy / n_part
-        off = float(np.mean(~((e >= e_edges[0]) & (e <= e_edges[-1]))))
-        lab = label + (f" ({off:.0%} off scale)" if off > 0.005 else "")
+        wide, shown, outside = edge_binned(e, e_edges)
+        off = outside / max(len(e), 1)
+        lab = label + (f" ({off:.0%} in edge bins)" if off > 0.005 else "")
+        any_outside[0] |= outside > 0
         d = pair_distances(pos)
         r, p, _ = pair_distance_distribution(pos, box, bins=100)
         prof = height_profile(pos, box, 40)
-        h_e = np.histogram(e, e_edges)[0] / max(len(e), 1) / np.diff(e_edges)
+        h_e = np.histogram(shown, wide)[0] / max(len(e), 1) / np.diff(wide)
+        inner_max[0] = max(inner_max[0], float(h_e[1:-1].max(initial=0.0)))
         h_s = np.histogram(d.ravel(), short)[0] / max(d.size, 1) / np.diff(short)
         h_m = np.histogram(d.min(axis=1), dmin_edges)[0] / max(len(d), 1) / np.diff(dmin_edges)
         if filled:
             kw = {"color": "0.8"}
-            axs[0].stairs(h_e, e_edges, fill=True, label=lab, **kw)
+            axs[0].stairs(h_e, wide, fill=True, label=lab, **kw)
             axs[1].fill_between(r, p, label=label, **kw)
             axs[2].stairs(h_s, short, fill=True, label=label, **kw)
             axs[3].stairs(h_m, dmin_edges, fill=True, label=label, **kw)
             axs[4].fill_between(prof.centers, prof.rho, label=label, **kw)
             return
-        axs[0].stairs(h_e, e_edges, label=lab, **kw)
+        axs[0].stairs(h_e, wide, label=lab, **kw)
         axs[1].plot(r, p, label=label, **kw)
         axs[2].stairs(h_s, short, label=label, **kw)
         axs[3].stairs(h_m, dmin_edges, label=label, **kw)
@@ -88,6 +94,9 @@ def plot_gamma_figure(gamma: float, reference: np.ndarray, ref_energy: np.ndarra
         draw(pos, energy, name, **_style(name))
     t = f"{title}gamma = {gamma:g}: "
     axs[0].set(xlabel="U / N (epsilon)", ylabel="density", title=t + "energy")
+    if any_outside[0]:  # edge bins may be far taller than the in-range densities
+        mark_edge_bins(axs[0], e_edges)
+        axs[0].set_ylim(0, 1.3 * inner_max[0])
     axs[1].set(xlabel="r (sigma)", ylabel="p(r)", title="pair distances")
     axs[2].set(xlabel="r (sigma)", ylabel="p(r)", title="pair distances, r < 4")
     axs[3].set(xlabel="min_ij r_ij (sigma)", ylabel="density",

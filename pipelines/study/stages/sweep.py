@@ -1,4 +1,5 @@
-"""The ``sweep`` stage: one run per (latent dim, lambda), ``sweep.csv``/``.json``/``.png``."""
+"""The ``sweep`` stage: one run per (latent dim, lambda), ``sweep.csv``/``.json``/``.png``
+and the runs' training curves (``curves.png``)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def stage_sweep(ctx: StageContext) -> dict[str, Any]:
     data = prepare_data(cfg, [data_file(ctx.deps["data"])])
     rows = run_sweep(cfg, data, ctx.dir, ctx.params["latent_dims"], ctx.params["weights"],
                      resume=ctx.resume, overwrite=True, progress=ctx.progress)
-    ctx.figures.append("sweep.png")
+    ctx.figures.extend(["sweep.png", "curves.png"])
     return {"rows": rows, "trends": sweep_trends(rows), "table": "sweep.csv",
             "n_configurations": int(len(data.gamma))}
 
