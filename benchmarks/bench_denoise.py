@@ -21,26 +21,16 @@ import numpy as np
 
 
 def _test_split(model, checkpoint: Path, n: int, seed: int):
-    from vae.training import prepare_data
-
-    files = []
-    for f in model.info.files:
-        p = Path(f)
-        if not p.exists():
-            for base in [checkpoint.parent, *checkpoint.parent.parents][:4]:
-                if (base / p).exists():
-                    p = base / p
-                    break
-        files.append(p)
-    data = prepare_data(model.config, files)
-    if data.info.fingerprint != model.info.fingerprint:
-        raise SystemExit(f"{checkpoint}: its training data changed (fingerprint)")
-    te = model.split.test
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(te, size=min(n, te.size), replace=False))
+    """n clean test configurations of the model's split, their gamma, and the attributes
+    of its first training file (temperature, potential)."""
     from mcsim.io import read_dataset
+    from pipelines.anomaly.run import load_in_distribution
 
-    return data.positions[pick], data.gamma[pick], read_dataset(files[0]).attrs
+    ind = load_in_distribution(model, checkpoint, None)  # re-read and fingerprint-checked
+    te = ind.split.test
+    pick = np.sort(np.random.default_rng(seed).choice(te, size=min(n, te.size),
+                                                      replace=False))
+    return ind.positions[pick], ind.gamma[pick], read_dataset(ind.files[0]).attrs
 
 
 def main() -> None:

@@ -107,23 +107,19 @@ def corrupt(positions: np.ndarray, c: Corruption, box: float,
 def decode_configurations(model, positions: np.ndarray, gamma: np.ndarray, *,
                           temperature: float, seed: int = 0, placement: str = "thermal"):
     """Configurations decoded from positions: decode(mu_z(x)) of the model's inputs, in
-    sigma and symmetrised, through the Gram embedding and a placement in the box.
+    sigma and symmetrised (:meth:`vae.checkpoint.TrainedVAE.decode_distances`), through
+    the Gram embedding and a placement in the box.
 
     Returns the :class:`reconstruct.pipeline.Reconstruction` (positions, fits, Gram
     quality). The model must take distance matrices.
     """
-    from reconstruct.distances import symmetrize_distances
     from reconstruct.pipeline import reconstruct_configurations
-    from vae.data import length_scale
 
-    if model.config.data.representation != "distance":
-        raise ValueError("denoising: the model must take distance matrices, not "
-                         f"{model.config.data.representation!r}")
+    model.require_distance("denoising")
     box = float(model.info.box)
-    x = model.inputs(positions, box)
     g = np.asarray(gamma, dtype=np.float64)
-    decoded = model.reconstruct(x, gamma=g)[:, 0].astype(np.float64)
-    d = symmetrize_distances(decoded * length_scale(model.config.data.scaling, box))
+    mu, _ = model.encode(model.inputs(positions, box))
+    d = model.decode_distances(mu, gamma=g)
     return reconstruct_configurations(d, box, placement=placement, gamma=g,
                                       temperature=temperature, seed=seed)
 
@@ -142,7 +138,7 @@ def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     den = 1 + z * z / n
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return mid - half, mid + half
+    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from pipelines.anomaly.denoise import (
     denoise_markdown,
     denoise_table,
 )
+from reconstruct.distances import symmetrize_distances
 from reconstruct.metrics import rmsd
 from vae.config import RunConfig
-from vae.data import make_inputs
+from vae.data import length_scale, make_inputs
 
 BOX = 10.0
 LJ = Potential.parse("lj", cutoff=3.0)
@@ -27,18 +28,28 @@ LEVELS = (Corruption("clean"), Corruption("displace", k=2, step=2.83),
 
 class _Model:
     """Duck-typed TrainedVAE with a distance representation: ``identity`` decodes its
-    input, ``oracle`` the input matrix of the clean configurations."""
+    input, ``oracle`` the input matrix of the clean configurations (the latent vector
+    is the flattened input)."""
 
     def __init__(self, mode, clean=None):
         self.config = RunConfig()
         self.info = SimpleNamespace(box=BOX, n_particles=30)
         self.mode, self.clean = mode, clean
 
+    def require_distance(self, what):
+        assert self.config.data.representation == "distance"
+
     def inputs(self, positions, box=None):
         return make_inputs(np.asarray(positions), BOX, self.config.data)
 
-    def reconstruct(self, x, gamma=None):
-        return x if self.mode == "identity" else self.inputs(self.clean)
+    def encode(self, x):
+        return x.reshape(len(x), -1), None
+
+    def decode_distances(self, z, gamma=None):
+        x = z.reshape(len(z), 30, 30) if self.mode == "identity" else \
+            self.inputs(self.clean)[:, 0]
+        return symmetrize_distances(x.astype(np.float64)
+                                    * length_scale(self.config.data.scaling, BOX))
 
 
 @pytest.fixture(scope="module")
