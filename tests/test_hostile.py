@@ -36,7 +36,7 @@ from vae.training import prepare_data, train
 REPO = Path(__file__).resolve().parents[1]
 MAINS = {"simulate": "mcsim.cli", "reconstruct": "reconstruct.cli", "train-vae": "vae.cli",
          "anomaly-test": "pipelines.anomaly.cli", "generate": "pipelines.generate.cli",
-         "reproduce-study": "pipelines.reproduce"}
+         "reproduce-study": "pipelines.reproduce", "score": "pipelines.anomaly.score_cli"}
 TINY = "--no-progress --latent-dim 2 --channels 2 4 --hidden 8 4 --embed-dim 2 --pair-hidden 4"
 CK = "--checkpoint run/best.pt"
 
@@ -325,6 +325,16 @@ CASES = [
     ("generate", "--checkpoint k_split_float.pt --out g.h5", "split"),
     ("generate", "--checkpoint k_config_not_string.pt --out g.h5", "config"),
     ("generate", "--checkpoint k_pickle.pt --out g.h5", "never loaded"),
+    # score
+    ("score", f"missing.h5 {CK} --out s.h5", "no such file"),
+    ("score", f"d.h5 {CK} --out s.h5 --config bin.bin", "not a text file"),
+    ("score", "d.h5 --checkpoint k_pickle.pt --out s.h5", "never loaded"),
+    ("score", "d.h5 --checkpoint d.h5 --out s.h5", "not a loadable checkpoint"),
+    ("score", f"d.h5 {CK} --out d.h5", "d.h5"),
+    ("score", f"c_positions_is_group.h5 {CK} --out s.h5", "positions"),
+    ("score", f"d.h5 {CK} --out s.h5 --fpr 0.7", "--fpr"),
+    ("score", f"d.h5 {CK} --out s.h5 --iwae-k 0", "--iwae-k"),
+    ("score", f"d.h5 {CK} --out s.h5 --threads 0", "--threads"),
     # reproduce-study
     ("reproduce-study", "--config bin.bin --out st", "not a text file"),
     ("reproduce-study", "--config list.json --out st", "TOML"),
