@@ -13,7 +13,7 @@ the effective sample size of the weights, ESS = (sum w)^2 / sum w^2, which says 
 far the bound is from converged (ESS close to 1: a few draws dominate).
 
 The decoder likelihood is the one the training loss implies, as for the plug-in
-``neg_elbo`` score of :mod:`pipelines.anomaly_scores`: a loss a * MSE + b * mean KL
+``neg_elbo`` score of :mod:`pipelines.anomaly.scores.neg_elbo`: a loss a * MSE + b * mean KL
 (element-mean MSE over P inputs, KL averaged over D latent dimensions) is
 proportional to -ELBO for p(x|z) = N(x_hat(z), s^2 I) with s^2 = b P / (2 a D)
 (:func:`decoder_variance`); grid models use the Bernoulli likelihood of their
