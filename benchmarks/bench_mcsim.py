@@ -263,23 +263,58 @@ def whole_process(n_samples: int = 1500, sweeps: int = 2500, repeats: int = 2) -
               f"the C loop")
 
 
+def _load_sampler(stop, out: list, every: float = 15.0) -> None:
+    """Append the 1-minute load average to ``out`` every ``every`` s until ``stop`` is set."""
+    while not stop.wait(every):
+        out.append(os.getloadavg()[0])
+
+
 def dask_full(n_workers: int = 2, n_samples: int = 10_000) -> None:
-    """The study's dataset (4 gammas, 2500 sweeps) on a LocalCluster of n_workers
-    single-thread worker processes, with the default verdict (references cached)."""
+    """The study's dataset (4 gammas, 2500 sweeps) written by the ``simulate`` CLI with
+    ``--scheduler`` on a LocalCluster of n_workers single-thread worker processes, with
+    the default verdict (references computed by the client, empty cache). Prints wall
+    time, the client's CPU time and the workers' CPU time (their getrusage)."""
+    import threading
+
     from distributed import Client, LocalCluster
 
-    cfg = SimConfig(gammas=(0.1, 0.4, 0.7, 1.0), n_samples=n_samples, sweeps=2500, seed=0)
+    def cpu_self() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client, \
             tempfile.TemporaryDirectory() as tmp:
+        cfg = SimConfig(sweeps=2500)
         client.run(lambda: sample(cfg, 0.4, 2, parallel=False))  # load numba caches
+        cpu0 = client.run(cpu_self)
+        env = {**os.environ, "LJVAE_CACHE_DIR": str(Path(tmp) / "cache")}
+        cmd = [sys.executable, "-m", "mcsim.cli", "--gamma", "0.1", "0.4", "0.7", "1.0",
+               "--n-samples", str(n_samples), "--sweeps", "2500",
+               "--scheduler", cluster.scheduler_address, "--out", str(Path(tmp) / "study.h5")]
+        print("running: simulate " + " ".join(cmd[3:]), flush=True)
+        loads: list[float] = [os.getloadavg()[0]]
+        stop = threading.Event()
+        th = threading.Thread(target=_load_sampler, args=(stop, loads), daemon=True)
+        th.start()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        summary = run_simulation(cfg, Path(tmp) / "study.h5", chunk_size=250,
-                                 scheduler=client, progress=False, n_threads=1)
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
         dt = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        stop.set()
+        cpu1 = client.run(cpu_self)
+    client_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    worker_cpu = sum(cpu1[w] - cpu0[w] for w in cpu1)
+    print(res.stdout.strip())
+    if res.returncode:
+        print(res.stderr.strip())
     print(f"Dask LocalCluster ({n_workers} worker processes x 1 thread): 4 x {n_samples} "
-          f"samples x 2500 sweeps in {dt:.1f} s ({dt / 60:.2f} min), verdicts: "
-          + ", ".join(f"{g:g}: {v.short()}" for g, v in summary.verdicts.items()))
+          f"samples x 2500 sweeps in {dt:.1f} s wall ({dt / 60:.2f} min); CPU: workers "
+          f"{worker_cpu:.1f} s (" + ", ".join(f"{cpu1[w] - cpu0[w]:.1f}" for w in cpu1)
+          + f"), simulate client {client_cpu:.1f} s; load average during the run "
+          f"{np.mean(loads):.1f} (min {min(loads):.1f}, max {max(loads):.1f}, "
+          f"{len(loads)} readings)")
 
 
 def main() -> None:
