@@ -5,6 +5,7 @@
     python benchmarks/bench_mcsim.py --process  # whole-process simulate vs C (-O3 -march=native)
     python benchmarks/bench_mcsim.py --full     # also time the real full dataset run
     python benchmarks/bench_mcsim.py --dask     # full dataset on a two-worker LocalCluster
+                                                # (the simulate CLI with --scheduler)
 
 Whole-process comparison (``--process``): one thread, the study's protocol at gamma 0.4
 (1,500 samples x 2,500 sweeps from uniform starts). The C program is the same algorithm

@@ -190,7 +190,8 @@ def _accept_all(x, u):
     return _accept_all_kernel(np.ascontiguousarray(x), np.ascontiguousarray(u))
 
 
-@njit(cache=True)
+# not cached: numba does not notice changes in the inlined K._accept_uphill
+@njit
 def _accept_all_kernel(x, u):
     out = np.empty(x.shape[0], dtype=np.bool_)
     for k in range(x.shape[0]):
