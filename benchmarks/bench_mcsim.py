@@ -3,8 +3,10 @@
 
     python benchmarks/bench_mcsim.py            # kernel throughput + full-dataset estimate
     python benchmarks/bench_mcsim.py --process  # whole-process simulate vs C (-O3 -march=native)
+    python benchmarks/bench_mcsim.py --parts    # where a trial move's time goes
     python benchmarks/bench_mcsim.py --full     # also time the real full dataset run
     python benchmarks/bench_mcsim.py --dask     # full dataset on a two-worker LocalCluster
+                                                # (the simulate CLI with --scheduler)
 
 Whole-process comparison (``--process``): one thread, the study's protocol at gamma 0.4
 (1,500 samples x 2,500 sweeps from uniform starts). The C program is the same algorithm
@@ -263,23 +265,180 @@ def whole_process(n_samples: int = 1500, sweeps: int = 2500, repeats: int = 2) -
               f"the C loop")
 
 
+def _load_sampler(stop, out: list, every: float = 15.0) -> None:
+    """Append the 1-minute load average to ``out`` every ``every`` s until ``stop`` is set."""
+    while not stop.wait(every):
+        out.append(os.getloadavg()[0])
+
+
 def dask_full(n_workers: int = 2, n_samples: int = 10_000) -> None:
-    """The study's dataset (4 gammas, 2500 sweeps) on a LocalCluster of n_workers
-    single-thread worker processes, with the default verdict (references cached)."""
+    """The study's dataset (4 gammas, 2500 sweeps) written by the ``simulate`` CLI with
+    ``--scheduler`` on a LocalCluster of n_workers single-thread worker processes, with
+    the default verdict (references computed by the client, empty cache). Prints wall
+    time, the client's CPU time and the workers' CPU time (their getrusage)."""
+    import threading
+
     from distributed import Client, LocalCluster
 
-    cfg = SimConfig(gammas=(0.1, 0.4, 0.7, 1.0), n_samples=n_samples, sweeps=2500, seed=0)
+    def cpu_self() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client, \
             tempfile.TemporaryDirectory() as tmp:
+        cfg = SimConfig(sweeps=2500)
         client.run(lambda: sample(cfg, 0.4, 2, parallel=False))  # load numba caches
+        cpu0 = client.run(cpu_self)
+        env = {**os.environ, "LJVAE_CACHE_DIR": str(Path(tmp) / "cache")}
+        cmd = [sys.executable, "-m", "mcsim.cli", "--gamma", "0.1", "0.4", "0.7", "1.0",
+               "--n-samples", str(n_samples), "--sweeps", "2500",
+               "--scheduler", cluster.scheduler_address, "--out", str(Path(tmp) / "study.h5")]
+        print("running: simulate " + " ".join(cmd[3:]), flush=True)
+        loads: list[float] = [os.getloadavg()[0]]
+        stop = threading.Event()
+        th = threading.Thread(target=_load_sampler, args=(stop, loads), daemon=True)
+        th.start()
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        summary = run_simulation(cfg, Path(tmp) / "study.h5", chunk_size=250,
-                                 scheduler=client, progress=False, n_threads=1)
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True)
         dt = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        stop.set()
+        cpu1 = client.run(cpu_self)
+    client_cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    worker_cpu = sum(cpu1[w] - cpu0[w] for w in cpu1)
+    print(res.stdout.strip())
+    if res.returncode:
+        print(res.stderr.strip())
     print(f"Dask LocalCluster ({n_workers} worker processes x 1 thread): 4 x {n_samples} "
-          f"samples x 2500 sweeps in {dt:.1f} s ({dt / 60:.2f} min), verdicts: "
-          + ", ".join(f"{g:g}: {v.short()}" for g, v in summary.verdicts.items()))
+          f"samples x 2500 sweeps in {dt:.1f} s wall ({dt / 60:.2f} min); CPU: workers "
+          f"{worker_cpu:.1f} s (" + ", ".join(f"{cpu1[w] - cpu0[w]:.1f}" for w in cpu1)
+          + f"), simulate client {client_cpu:.1f} s; load average during the run "
+          f"{np.mean(loads):.1f} (min {min(loads):.1f}, max {max(loads):.1f}, "
+          f"{len(loads)} readings)")
+
+
+# ------------------------------------------------------- parts of one trial move
+# The kernels' numba options, but not cached: these inline kernels of mcsim._kernels,
+# whose edits numba's cache of this file would not notice.
+_PART_JIT = {**K.JIT, "cache": False}
+
+
+@njit(**_PART_JIT)
+def _part_pass(x32, y32, e_pair, row, npart, reps, rc2):
+    """The fused pass of K._sweep_lj32 (new pair terms + energy change), trial
+    positions shifted a little each repetition, nothing accepted."""
+    r2min = np.float32(K.R2_MIN)
+    four = np.float32(4.0)
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    tot = 0.0
+    for r in range(reps):
+        for i in range(npart):
+            xf = x32[i] + np.float32(0.01 * (r % 7))
+            yf = y32[i] - np.float32(0.01 * (r % 5))
+            e_old = e_pair[i]
+            d_pair = zero
+            for j in range(x32.shape[0]):
+                dx = x32[j] - xf
+                dy = y32[j] - yf
+                r2 = dx * dx + dy * dy
+                r2c = max(r2, r2min)
+                inv6 = one / (r2c * r2c * r2c)
+                u = four * inv6 * (inv6 - one)
+                u = u if (r2 < rc2 and j != i and j < npart) else zero
+                row[j] = u
+                d_pair += u - e_old[j]
+            tot += d_pair
+    return tot
+
+
+@njit(**_PART_JIT)
+def _part_rng(rng, n):
+    t = 0.0
+    for _ in range(n):
+        t += K._uniform(rng) + K._uniform(rng) + K._uniform(rng)
+    return t
+
+
+@njit(**_PART_JIT)
+def _part_accept(xs, us, plain):
+    c = 0
+    for k in range(xs.shape[0]):
+        c += (us[k] < np.exp(-xs[k])) if plain else K._accept_uphill(xs[k], us[k])
+    return c
+
+
+@njit(**_PART_JIT)
+def _part_update(e_pair, row, npart, reps):
+    for _ in range(reps):
+        for i in range(npart):
+            for j in range(e_pair.shape[0]):
+                e_pair[i, j] = row[j]
+                e_pair[j, i] = row[j]
+    return e_pair[0, 1]
+
+
+@njit(**_PART_JIT)
+def _uphill_x(x, y, x32, y32, e_pair, row, rng, beta, gamma, delta, box, rc2, out):
+    """beta dE of uphill trial moves from one equilibrated-ish configuration (nothing
+    accepted), into ``out``; returns how many."""
+    npart = 30
+    k = 0
+    while k < out.shape[0]:
+        for i in range(npart):
+            xn = x[i] + delta * (2.0 * K._uniform(rng) - 1.0)
+            yn = y[i] + delta * (2.0 * K._uniform(rng) - 1.0)
+            if xn < 0.0 or xn > box or yn < 0.0 or yn > box:
+                continue
+            K._fill_row_lj32(np.float32(xn), np.float32(yn), i, x32, y32, npart, rc2, row)
+            d = 0.0
+            for j in range(x32.shape[0]):
+                d += row[j] - e_pair[i, j]
+            d += gamma * (yn - y[i])
+            if d > 0 and k < out.shape[0]:
+                out[k] = beta * d
+                k += 1
+    return k
+
+
+def parts(reps: int = 20_000) -> None:
+    """Microbenchmarks of the parts of one trial move of the float32 LJ sampler (N = 30,
+    gamma = 0.4, a configuration after 2500 sweeps), ns each, best of 3."""
+    cfg = SimConfig(sweeps=2500)
+    s = sample(cfg, 0.4, 1, n_threads=1)
+    x, y, x32, y32, e_pair, row, rc2f = K._setup_lj32(s.positions[0, :, 0].copy(),
+                                                      s.positions[0, :, 1].copy(), 9.0)
+    rng = seed_states(0, 9, 0.4, 0, 1)[0].copy()
+    xs = np.empty(200_000)
+    _uphill_x(x.copy(), y.copy(), x32, y32, e_pair, row, rng, cfg.beta, 0.4, cfg.delta,
+              cfg.box, rc2f, xs)
+    us = np.random.default_rng(0).integers(0, 2**53, xs.size) * 2.0**-53
+    p3 = 1.0 + xs * (1.0 + xs * (0.5 + xs / 6.0))
+    lo = 1.0 - xs * (1.0 - xs * (0.5 - xs / 6.0))
+    need_exp = np.mean((us * p3 < 1.0) & (us >= lo))
+    moves = 30 * reps
+    rows = [
+        ("pair terms + energy change (fused pass, 32 padded entries), per move",
+         lambda: _part_pass(x32, y32, e_pair, row, 30, reps, rc2f), moves),
+        ("three uniforms (xoshiro256+), per move", lambda: _part_rng(rng, moves), moves),
+        ("Metropolis test with the bounds, per uphill move",
+         lambda: _part_accept(xs, us, False), xs.size),
+        ("plain u < exp(-x), per uphill move", lambda: _part_accept(xs, us, True), xs.size),
+        ("cache update, row + column, per accepted move",
+         lambda: _part_update(e_pair.copy(), row, 30, reps), moves),
+    ]
+    print(f"parts of one trial move (load average {os.getloadavg()[0]:.1f}); uphill moves "
+          f"here: median beta dE {np.median(xs):.2f}, exp needed for {need_exp:.1%}")
+    for name, fn, n in rows:
+        fn()  # compile
+        cpu = []
+        for _ in range(3):
+            t0 = time.process_time()
+            fn()
+            cpu.append(time.process_time() - t0)
+        print(f"  {name:<68}{min(cpu) / n * 1e9:6.1f} ns")
 
 
 def main() -> None:
@@ -294,11 +453,15 @@ def main() -> None:
     p.add_argument("--dask-samples", type=int, default=10_000,
                    help="samples per gamma for --dask (default 10000, the study's)")
     p.add_argument("--no-kernel", action="store_true", help="skip the kernel table")
+    p.add_argument("--parts", action="store_true",
+                   help="microbenchmarks of the parts of one trial move")
     args = p.parse_args()
     print(f"numba {numba.__version__}, {numba.config.NUMBA_NUM_THREADS} threads available, "
           f"load average {os.getloadavg()[0]:.1f}")
     if not args.no_kernel:
         kernel_throughput(args.samples, args.sweeps)
+    if args.parts:
+        parts()
     if args.process:
         whole_process(args.process_samples)
     if args.full:

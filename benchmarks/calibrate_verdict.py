@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import numpy as np
@@ -80,10 +81,16 @@ def main() -> None:
     p.add_argument("--skip-table", action="store_true")
     p.add_argument("--skip-alarms", action="store_true")
     a = p.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f}")
     if not a.skip_table:
+        c0 = time.process_time()
         verdict_table(a.n_samples)
+        print(f"verdict table: {time.process_time() - c0:.0f} s CPU")
     if not a.skip_alarms:
+        c0 = time.process_time()
         false_alarms(a.n_samples, a.repeats)
+        print(f"false alarms: {time.process_time() - c0:.0f} s CPU")
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -148,7 +148,8 @@ def _physics(config: SimConfig, gamma: float) -> dict:
 
 
 def _key(physics: dict, settings: ReferenceSettings) -> str:
-    text = json.dumps({"physics": physics, "settings": asdict(settings), "v": 2},
+    # "v": the reference kernel version (3: float32 LJ pair terms in production too)
+    text = json.dumps({"physics": physics, "settings": asdict(settings), "v": 3},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from numba import njit
 from scipy import integrate, stats
 
 from mcsim import _kernels as K
@@ -142,6 +143,60 @@ def test_incremental_bookkeeping_equals_recomputation():
     cached_total = K._pair_sum(e_pair) + gamma * y[:npart].sum()
     pos = np.stack([x[:npart], y[:npart]], axis=1)
     assert cached_total == pytest.approx(total_energy(pos, gamma, pot), rel=1e-10)
+
+
+def test_float32_bookkeeping_equals_recomputation():
+    """The LJ sampler's float32 pair cache after many accepted moves equals a fresh
+    float32 matrix of the final positions, and its energy a float64 recomputation."""
+    pot = Potential("lj", cutoff=3.0)
+    npart, box, gamma = 30, 10.0, 0.4
+    rng = seed_states(6, 0, gamma, 0, 1)[0].copy()
+    x0 = np.empty(npart)
+    y0 = np.empty(npart)
+    K._random_start(x0, y0, rng, box)
+    x, y, x32, y32, e_pair, row, rc2f = K._setup_lj32(x0, y0, pot.kernel_args()[-1])
+    accepted = 0
+    for _ in range(300):
+        accepted += K._sweep_lj32(x, y, x32, y32, npart, e_pair, row, rng, box, 1 / 0.75,
+                                  gamma, 0.2, rc2f)
+    assert accepted > 3000
+    assert np.array_equal(x32, x.astype(np.float32)) and np.array_equal(y32, y.astype(np.float32))
+    _, _, _, _, fresh, _, _ = K._setup_lj32(x[:npart], y[:npart], pot.kernel_args()[-1])
+    np.testing.assert_allclose(e_pair, fresh, rtol=1e-6, atol=1e-6)
+    pos = np.stack([x[:npart], y[:npart]], axis=1)
+    cached_total = K._pair_sum_lj32(e_pair, npart) + gamma * y[:npart].sum()
+    assert cached_total == pytest.approx(total_energy(pos, gamma, pot), abs=1e-4)
+
+
+def test_metropolis_shortcut_decides_like_the_plain_exp_test():
+    """u < exp(-x) with exp only where the bounds do not decide: the same decision as
+    the plain test for random (x, u), and next to the boundary u = exp(-x) whenever u
+    is more than 4 ulp away from it (closer, exp's own rounding decides either way)."""
+    gen = np.random.default_rng(3)
+    x = np.concatenate([10.0 ** gen.uniform(-12, 2, 200_000), gen.exponential(1.0, 200_000)])
+    u = gen.integers(0, 2**53, x.size) * 2.0**-53  # the sampler's uniforms
+    assert np.array_equal(_accept_all(x, u), u < np.exp(-x))
+    # adversarial: u a few ulp either side of exp(-x)
+    xs = np.repeat(10.0 ** np.linspace(-10, 1.5, 2000), 13)
+    e = np.exp(-xs)
+    k = np.tile(np.arange(-6, 7), 2000)
+    ub = e + k * np.spacing(e)
+    plain = ub < e
+    far = np.abs(k) > 4
+    assert np.array_equal(_accept_all(xs, ub)[far], plain[far])
+
+
+def _accept_all(x, u):
+    return _accept_all_kernel(np.ascontiguousarray(x), np.ascontiguousarray(u))
+
+
+# not cached: numba does not notice changes in the inlined K._accept_uphill
+@njit
+def _accept_all_kernel(x, u):
+    out = np.empty(x.shape[0], dtype=np.bool_)
+    for k in range(x.shape[0]):
+        out[k] = K._accept_uphill(x[k], u[k])
+    return out
 
 
 def test_sample_energy_is_full_recomputation():
