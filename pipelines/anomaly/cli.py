@@ -205,14 +205,19 @@ def read_config_file(path: Path) -> dict:
     return d
 
 
-def config_from_args(args: argparse.Namespace) -> AnomalyConfig:
-    """Defaults < ``--config`` file < command-line options."""
-    base = {**AnomalyConfig().to_dict(), "bootstrap": DEFAULT_N_BOOT}  # the CLI's default
+def config_from_args(args: argparse.Namespace, fields: dict[str, str] | None = None,
+                     base: dict | None = None) -> AnomalyConfig:
+    """Defaults (``base``) < ``--config`` file < the command-line options ``fields``
+    (dest -> AnomalyConfig field; default: every option of anomaly-test)."""
+    fields = _FIELDS if fields is None else fields
+    if base is None:
+        base = {**AnomalyConfig().to_dict(), "bootstrap": DEFAULT_N_BOOT}  # the CLI's default
+    base = dict(base)
     if args.config:
         d = read_config_file(Path(args.config))
         AnomalyConfig.from_dict({**base, **d})  # names the bad field of the file
         base.update(d)
-    for dest, name in _FIELDS.items():
+    for dest, name in fields.items():
         v = getattr(args, dest)
         if v is not None:
             base[name] = v

@@ -109,19 +109,10 @@ _FIELDS = {"fpr": "fpr", "iwae_k": "iwae_k", "fit_max": "fit_max", "seed": "seed
 
 
 def _config(args: argparse.Namespace) -> AnomalyConfig:
-    """Defaults < ``--config`` file < command-line options."""
-    from pipelines.anomaly.cli import read_config_file
+    """Defaults < ``--config`` file < command-line options (as anomaly-test)."""
+    from pipelines.anomaly.cli import config_from_args
 
-    base = AnomalyConfig().to_dict()
-    if args.config:
-        d = read_config_file(Path(args.config))
-        AnomalyConfig.from_dict({**base, **d})  # names the bad field of the file
-        base.update(d)
-    for dest, name in _FIELDS.items():
-        v = getattr(args, dest)
-        if v is not None:
-            base[name] = v
-    return AnomalyConfig.from_dict(base)
+    return config_from_args(args, _FIELDS, AnomalyConfig().to_dict())
 
 
 def write_scores(path: Path, scores: dict[str, np.ndarray], labels: dict[str, np.ndarray],
