@@ -33,12 +33,15 @@ import numpy as np
 from tqdm import tqdm
 
 from mcsim.clitools import (
+    DEFAULT_N_BOOT,
+    DEFAULT_THREADS,
     ArgumentParser,
     UserError,
     add_progress_flags,
     check_memory,
     check_outputs,
     check_work,
+    clamp_threads,
     length,
     nonneg_float,
     nonneg_int,
@@ -49,6 +52,7 @@ from mcsim.clitools import (
 )
 from mcsim.io import DatasetError, read_dataset, read_npy, write_xyz
 from mcsim.potentials import Potential, total_energy
+from mcsim.shared import thread_limits
 from reconstruct.distances import (
     DEFAULT_RTOL,
     check_distance_matrices,
@@ -123,13 +127,16 @@ def build_parser() -> ArgumentParser:
                    help="configurations shown in the figure (default 4)")
     p.add_argument("--bins", type=positive_int, default=30,
                    help="equal-count bins of the Jensen-Shannon distance (default 30)")
-    p.add_argument("--n-boot", type=positive_int, default=200,
-                   help="bootstrap replicates for error bars (default 200)")
+    p.add_argument("--n-boot", type=positive_int, default=DEFAULT_N_BOOT,
+                   help=f"bootstrap replicates for error bars (default {DEFAULT_N_BOOT})")
     p.add_argument("--seed", type=nonneg_int, default=0,
                    help="seed of the thermal placement and of the bootstrap (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=8192,
                    help="matrices per batch (progress bar granularity; default 8192)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
+                   help=f"CPU threads for numba and BLAS (default {DEFAULT_THREADS}; results "
+                   "do not depend on it)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     add_progress_flags(p)
     return p
@@ -259,6 +266,12 @@ def _fmt(x: np.ndarray) -> str:
 def run(argv: list[str] | None = None) -> int:
     """The command itself; raises :class:`mcsim.clitools.UserError` on bad input."""
     args = build_parser().parse_args(argv)
+    args.threads = clamp_threads(args.threads, PROG)
+    with thread_limits(args.threads):
+        return _run(args)
+
+
+def _run(args) -> int:
     check_outputs([("--out", args.out), ("--xyz", args.xyz), ("--plot", args.plot)],
                   inputs=[("input", args.input), ("--originals", args.originals)],
                   overwrite=args.overwrite)

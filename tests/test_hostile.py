@@ -265,6 +265,7 @@ CASES = [
     # reconstruct
     ("reconstruct", "d.h5 -o o.h5 --xyz o.h5", "same path"),
     ("reconstruct", "d.h5 -o d.h5 --overwrite", "also the input"),
+    ("reconstruct", "d.h5 -o o.h5 --threads 0", "--threads"),
     ("reconstruct", "ok.npy -o o.h5 --originals o.h5", "also the input"),
     ("reconstruct", "d.h5 -o run", "is a directory"),
     ("reconstruct", "d.h5 -o new/o.h5 --potential morse", "potential"),

@@ -105,7 +105,10 @@ def test_thermal_default_on_a_dataset_reproducible_and_metrics_on_request(datase
     assert main([str(dataset), "-o", str(a), "-q", "--batch-size", "7"]) == 0
     assert main([str(dataset), "-o", str(b), "-q", "--metrics", "--n-boot", "5"]) == 0
     assert main([str(dataset), "-o", str(c), "-q", "--seed", "1"]) == 0
+    d = tmp_path / "d.h5"  # the parallel kernels give the same draws on two threads
+    assert main([str(dataset), "-o", str(d), "-q", "--batch-size", "7", "--threads", "2"]) == 0
     ra, rb, rc = (read_dataset(p) for p in (a, b, c))
+    np.testing.assert_array_equal(ra.positions, read_dataset(d).positions)
     assert ra.attrs["placement"] == "thermal" and ra.attrs["placement_temperature"] == 0.75
     assert np.all((ra.positions >= 0) & (ra.positions <= BOX))
     np.testing.assert_array_equal(ra.positions, rb.positions)  # batching does not matter
