@@ -207,8 +207,13 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
 def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cfg, latent_dims, weights = config_from_args(args)
-    with thread_limits(clamp_threads(args.threads, "train-vae"), torch=True):
-        return _run(args, cfg, latent_dims, weights)
+    from vae.training import RunDirError
+
+    try:
+        with thread_limits(clamp_threads(args.threads, "train-vae"), torch=True):
+            return _run(args, cfg, latent_dims, weights)
+    except RunDirError as exc:  # the library says what is wrong; the flag is ours
+        raise UserError(f"--{exc.option}: {exc}") from None
 
 
 def _run(args: argparse.Namespace, cfg: RunConfig, latent_dims: list[int],

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mcsim.clitools import atomic_output
+from mcsim.shared import save_figure
 from vae.checkpoint import load_model
 from vae.config import RunConfig
 from vae.latent import active_dimensions, encode_latent, kl_per_dimension
@@ -194,16 +195,13 @@ def _save_plot(out: Path, rows: list[dict[str, Any]], cfg: RunConfig) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     wname = "λ" if cfg.loss.form == "lambda" else "β"
     title = (f"sweep: {cfg.model.arch} VAE on {cfg.data.representation}, "
              f"{len(rows)} runs")
     fig = plot_sweep(rows, wname)
     fig.suptitle(f"{title}, test split", fontsize=10)
-    with atomic_output(out / "sweep.png", overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, out / "sweep.png", dpi=120)
     histories = {}
     for r in rows:
         f = out / r["run_dir"] / "history.json"
@@ -211,7 +209,5 @@ def _save_plot(out: Path, rows: list[dict[str, Any]], cfg: RunConfig) -> None:
             histories[r["run_dir"]] = json.loads(f.read_text())
     fig = plot_sweep_curves(rows, histories, wname)
     fig.suptitle(f"{title}: training curves", fontsize=10)
-    with atomic_output(out / "curves.png", overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, out / "curves.png", dpi=120)
 

@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from mcsim.clitools import UserError, atomic_output
 from mcsim.io import Dataset, DatasetError
+from mcsim.shared import save_figure
 from vae.checkpoint import DataInfo, load_checkpoint, save_checkpoint
 from vae.config import RunConfig
 from vae.data import (
@@ -62,6 +63,7 @@ __all__ = [
     "TrainResult",
     "set_seed",
     "resolve_device",
+    "RunDirError",
     "check_run_dir",
     "prepare_data",
     "prepare_dataset",
@@ -279,25 +281,33 @@ def _save_loss_curve(run_dir: Path, history, best_epoch, title) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    save_figure(plot_loss_curve(history, best_epoch, title), run_dir / "loss_curve.png",
+                dpi=120)
 
-    fig = plot_loss_curve(history, best_epoch, title)
-    with atomic_output(run_dir / "loss_curve.png", overwrite=True) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+
+class RunDirError(UserError):
+    """A run directory that cannot be used as asked. ``option`` is what the caller asked
+    for (``"resume"``: continue the run; ``"out"``: a fresh run there); the command line
+    maps it to its flag (``--resume`` / ``--out``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse a non-empty run directory unless resuming (needs last.pt) or overwriting."""
+    """Refuse a non-empty run directory unless resuming (needs last.pt) or overwriting
+    (:class:`RunDirError`)."""
     if resume:
         if not (run_dir / "last.pt").is_file():
-            raise UserError(f"--resume: {run_dir / 'last.pt'} not found (nothing to resume)")
+            raise RunDirError("resume", f"{run_dir / 'last.pt'} not found (nothing to "
+                              "resume)")
         return
     if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out: {run_dir} exists and is not a directory")
+        raise RunDirError("out", f"{run_dir} exists and is not a directory")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
-        raise UserError(f"--out: {run_dir} is not empty (use --resume to continue the run "
-                        "or --overwrite to replace it)")
+        raise RunDirError("out", f"run directory {run_dir} is not empty (resume the run "
+                          "or allow overwriting it)")
 
 
 def _same_except_schedule(a: RunConfig, b: RunConfig) -> str | None:
@@ -360,13 +370,13 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
         ck = load_checkpoint(run_dir / "last.pt", map_location=str(device))
         diff = _same_except_schedule(ck.config, cfg)
         if diff:
-            raise UserError(f"--resume: the run in {run_dir} was made with a different {diff} "
-                            "(start a new --out or drop the changed option)")
+            raise RunDirError("resume", f"the run in {run_dir} was made with a different "
+                              f"{diff} (start a new run or drop the changed setting)")
         if ck.info.fingerprint != data.info.fingerprint:
-            raise UserError(f"--resume: the data differ from the run's (fingerprint "
-                            f"{data.info.fingerprint} vs {ck.info.fingerprint})")
+            raise RunDirError("resume", f"the data differ from the run's (fingerprint "
+                              f"{data.info.fingerprint} vs {ck.info.fingerprint})")
         if ck.train_state is None:
-            raise UserError(f"--resume: {run_dir / 'last.pt'} has no training state")
+            raise RunDirError("resume", f"{run_dir / 'last.pt'} has no training state")
         st = ck.train_state
         model.load_state_dict(ck.state_dict)
         opt.load_state_dict(st["optimizer"])

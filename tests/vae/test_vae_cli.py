@@ -100,9 +100,9 @@ def test_refuses_non_empty_out_and_resume_without_run(good, tmp_path, capsys):
     out.mkdir()
     (out / "keep.txt").write_text("x")
     assert main(["--data", str(good), "--out", str(out), *FAST]) == 2
-    _one_line_error(capsys, "not empty")
+    _one_line_error(capsys, "--out: ")
     assert main(["--data", str(good), "--out", str(tmp_path / "new"), "--resume", *FAST]) == 2
-    _one_line_error(capsys, "nothing to resume")
+    _one_line_error(capsys, "--resume: ")
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
 
 

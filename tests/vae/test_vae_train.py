@@ -14,7 +14,7 @@ from vae.checkpoint import CheckpointError, load_checkpoint, load_model
 from vae.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae.latent import active_dimensions, gamma_probe, kl_per_dimension, latent_pca
 from vae.models import build_model
-from vae.training import evaluate, prepare_data, train
+from vae.training import RunDirError, evaluate, prepare_data, train
 
 N = 6
 
@@ -84,10 +84,12 @@ def test_resume_refuses_other_settings_or_data(data_file, tmp_path):
     other.loss.weight = 0.5
     with pytest.raises(Exception, match="loss.weight"):
         train(other, data, tmp_path / "r", resume=True, progress=False)
-    with pytest.raises(Exception, match="not empty"):
+    with pytest.raises(RunDirError, match="not empty") as err:
         train(_cfg(epochs=2), data, tmp_path / "r", progress=False)
-    with pytest.raises(Exception, match="nothing to resume"):
+    assert err.value.option == "out" and "--" not in str(err.value)
+    with pytest.raises(RunDirError, match="nothing to resume") as err:
         train(_cfg(epochs=2), data, tmp_path / "empty", resume=True, progress=False)
+    assert err.value.option == "resume" and "--" not in str(err.value)  # no flag names
     data.info.fingerprint = "0" * 16
     with pytest.raises(Exception, match="fingerprint"):
         train(_cfg(epochs=2), data, tmp_path / "r", resume=True, progress=False)
