@@ -27,6 +27,15 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
 
   is unchanged when the slots of either configuration are permuted, so it does not
   average two particles whose sort order swaps between similar configurations.
+* :func:`energy_loss`: the Lennard-Jones pair energy of the decoded configuration
+  (:func:`soft_lj`, :func:`pair_energy_sum`; sigma = epsilon = 1), in one of the modes
+  of :data:`ENERGY_MODES`: ``match`` the squared error of the configuration's energy per
+  particle against that of the true configuration (both computed the same way), in
+  units of kT; ``particle`` the same per sort slot (each particle's energy
+  e_i = sum_j u(r_ij)); ``boltzmann`` the Boltzmann-like beta * U / N of the decoded
+  configuration alone. Only the pair part: the coord decoder's positions are in no box
+  frame (the placement puts them in the box afterwards), so gamma * sum y has no
+  meaning before placement.
 
 Denoising (seed 000) is done by the training loop (:mod:`vae.training`): the encoder
 sees the distance matrix of positions displaced by N(0, s^2) per axis, the loss
@@ -42,11 +51,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vae.config import ENERGY_MODES
 from vae.models.base import VAE, VAEOutput, _conv_encoder, _down_sizes, _mlp
 from vae.models.pair import PairVAE
 
 __all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_matrix",
-           "overlap_penalty", "row_chamfer", "sorted_rows"]
+           "overlap_penalty", "row_chamfer", "sorted_rows", "ENERGY_MODES", "LJ_CUTOFF",
+           "soft_lj", "pair_energy_sum", "particle_energies", "energy_loss"]
+
+#: The data's LJ cutoff, sigma (cut, not shifted; docs/reference.md section 1).
+LJ_CUTOFF = 3.0
 
 
 def pair_distance_matrix(coords: Tensor) -> Tensor:
@@ -73,6 +87,91 @@ def overlap_penalty(d_sigma: Tensor, radius: float = 0.95) -> Tensor:
     iu = torch.triu_indices(n, n, 1, device=d.device)
     v = d[:, iu[0], iu[1]]
     return F.relu(radius - v).pow(2).sum(1).mean()
+
+
+def soft_lj(r: Tensor, r_clip: float = 0.9, cutoff: float | None = LJ_CUTOFF) -> Tensor:
+    """Lennard-Jones pair energy with a linear core, epsilon, for distances r in sigma:
+
+        u(r) = 4 (r^-12 - r^-6)                     r_clip <= r < cutoff
+        u(r) = u(r_clip) + u'(r_clip) (r - r_clip)   r < r_clip
+        u(r) = 0                                     r >= cutoff (cut, not shifted)
+
+    with u'(r) = -48 r^-13 + 24 r^-7. Equal to :func:`mcsim.potentials.pair_energy` (lj,
+    the same cutoff) above r_clip; below it the energy keeps rising with the slope at
+    r_clip (u(0.9) = 6.6, u(0) = 131 for r_clip = 0.9), so value and gradient stay finite
+    down to coincident points. The LJ branch is evaluated at max(r, r_clip), so no
+    r^-12 of a tiny distance ever enters the graph.
+    """
+    rs = r.clamp_min(r_clip)
+    inv6 = rs.pow(-6)
+    u_lj = 4.0 * (inv6 * inv6 - inv6)
+    c6 = r_clip ** -6.0
+    u_c = 4.0 * (c6 * c6 - c6)
+    du_c = (-48.0 * c6 * c6 + 24.0 * c6) / r_clip
+    u = torch.where(r < r_clip, u_c + du_c * (r - r_clip), u_lj)
+    if cutoff is not None:
+        u = torch.where(r < cutoff, u, torch.zeros_like(u))
+    return u
+
+
+def _as_matrices(d: Tensor) -> Tensor:
+    return d.reshape(d.shape[0], d.shape[-2], d.shape[-1])
+
+
+def pair_energy_sum(d_sigma: Tensor, r_clip: float = 0.9,
+                    cutoff: float | None = LJ_CUTOFF) -> Tensor:
+    """Pair energy U_pair = sum_{i<j} u(r_ij) (:func:`soft_lj`) per configuration.
+
+    Args:
+        d_sigma: (B, N, N) or (B, 1, N, N) distance matrices, sigma.
+
+    Returns:
+        (B,) energies, epsilon.
+    """
+    d = _as_matrices(d_sigma)
+    n = d.shape[-1]
+    iu = torch.triu_indices(n, n, 1, device=d.device)
+    return soft_lj(d[:, iu[0], iu[1]], r_clip, cutoff).sum(1)
+
+
+def particle_energies(d_sigma: Tensor, r_clip: float = 0.9,
+                      cutoff: float | None = LJ_CUTOFF) -> Tensor:
+    """Each particle's pair energy e_i = sum_{j != i} u(r_ij) (:func:`soft_lj`), (B, N),
+    epsilon; sum_i e_i = 2 U_pair. d_sigma as in :func:`pair_energy_sum`."""
+    d = _as_matrices(d_sigma)
+    n = d.shape[-1]
+    off = ~torch.eye(n, dtype=torch.bool, device=d.device)
+    return torch.where(off, soft_lj(d, r_clip, cutoff), torch.zeros_like(d)).sum(-1)
+
+
+def energy_loss(d_hat_sigma: Tensor, d_sigma: Tensor, mode: str = "match", kt: float = 0.75,
+                r_clip: float = 0.9) -> Tensor:
+    """The energy term of the loss, a 0-d tensor (dimensionless: energies over N kT).
+
+    With U^ and U the pair energies (:func:`pair_energy_sum`) of the decoded and of the
+    true configuration, e^_i and e_i the particles' energies (:func:`particle_energies`),
+    beta = 1 / kT:
+
+    * ``match``:     mean_b (beta (U^_b - U_b) / N)^2
+    * ``particle``:  mean_b mean_i (beta (e^_bi - e_bi))^2 / N  (slot by slot)
+    * ``boltzmann``: mean_b beta U^_b / N  (d_sigma unused)
+
+    Args:
+        d_hat_sigma, d_sigma: (B, [1,] N, N) decoded and true distance matrices, sigma.
+        mode: one of :data:`ENERGY_MODES`.
+        kt: the temperature kT of the data, epsilon.
+        r_clip: the linear core's radius of :func:`soft_lj`, sigma.
+    """
+    n = d_hat_sigma.shape[-1]
+    if mode == "boltzmann":
+        return (pair_energy_sum(d_hat_sigma, r_clip) / (n * kt)).mean()
+    if mode == "match":
+        du = pair_energy_sum(d_hat_sigma, r_clip) - pair_energy_sum(d_sigma, r_clip)
+        return (du / (n * kt)).pow(2).mean()
+    if mode == "particle":
+        de = particle_energies(d_hat_sigma, r_clip) - particle_energies(d_sigma, r_clip)
+        return (de / kt).pow(2).mean() / n
+    raise ValueError(f"mode: must be one of {', '.join(ENERGY_MODES)}, got {mode!r}")
 
 
 def sorted_rows(d: Tensor) -> Tensor:
