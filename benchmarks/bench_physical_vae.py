@@ -85,8 +85,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     to the decoder; ``ovW`` = overlap penalty of weight W (r0 = 0.95 sigma unless
     ``ovWrR`` names another); ``ch`` = row Chamfer (weight 1); ``dn`` = denoising
     (0.05 sigma); ``emW`` / ``epW`` / ``ebW`` = the LJ energy term of weight W in mode
-    match / particle / boltzmann (``...cR``: linear core below R sigma instead of 0.9),
-    e.g. ``coord+g+ov0.3+em1``.
+    match / particle / boltzmann (``...cR``: linear core below R sigma instead of 0.9);
+    ``gvW`` = the gravity term of weight W; e.g. ``coord+g+ov0.3+em0.01+gv0.1``.
     """
     arch, *tokens = name.split("+")
     if arch not in ("pair", "coord", "pair2d"):
@@ -95,6 +95,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     for tok in tokens:
         m = re.fullmatch(r"ov([0-9.e-]+)(?:r([0-9.]+))?", tok)
         e = re.fullmatch(r"(em|ep|eb)([0-9.e-]+)(?:c([0-9.]+))?", tok)
+        gv = re.fullmatch(r"gv([0-9.e-]+)", tok)
         if tok == "g":
             model["decoder_gamma"] = True
         elif tok == "ch":
@@ -105,6 +106,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             loss["overlap_weight"] = float(m[1])
             if m[2]:
                 loss["overlap_radius"] = float(m[2])
+        elif gv:
+            loss["gravity_weight"] = float(gv[1])
         elif e:
             loss["energy_mode"], loss["energy_weight"] = _ENERGY_TOKENS[e[1]], float(e[2])
             if e[3]:

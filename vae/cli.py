@@ -146,6 +146,10 @@ def build_parser() -> ArgumentParser:
                         "(default 0.9)")
     m.add_argument("--energy-kt", type=positive_float, metavar="KT",
                    help="kT of the data in the energy term, epsilon (default 0.75)")
+    m.add_argument("--gravity-weight", type=nonneg_float, metavar="W",
+                   help="coord, pair2d: add W * the squared error of the gravitational "
+                        "energy above the lowest particle, decoded positions aligned to "
+                        "the true ones, over N kT (default 0)")
     m.add_argument("--denoise", type=nonneg_float, metavar="SIGMA",
                    help="denoising: displace input positions by N(0, SIGMA^2) per axis "
                         "(default 0)")
@@ -190,6 +194,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("loss", "energy_weight"): args.energy_weight,
         ("loss", "energy_mode"): args.energy_mode,
         ("loss", "energy_clip"): args.energy_clip, ("loss", "energy_kt"): args.energy_kt,
+        ("loss", "gravity_weight"): args.gravity_weight,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "seed"): args.seed,

@@ -248,7 +248,10 @@ class LossConfig:
     ``energy_mode`` ``match`` (squared error of beta U_pair / N against the true
     configuration's), ``particle`` (the same slot by slot) or ``boltzmann``
     (beta U_pair / N); the LJ continued linearly below ``energy_clip`` sigma;
-    ``energy_kt`` = kT of the data, epsilon). ``denoise``: the
+    ``energy_kt`` = kT of the data, epsilon), ``gravity_weight`` * the gravitational
+    energy above the lowest particle of the decoded positions aligned to the true ones,
+    matched like the pair energy (:func:`vae.physical.gravity_loss`; decoders that place
+    particles only). ``denoise``: the
     encoder sees positions displaced by N(0, denoise^2) per axis (sigma), the loss
     compares with the clean matrix (training only).
 
@@ -260,6 +263,7 @@ class LossConfig:
         overlap_weight, overlap_radius, chamfer_weight, denoise: see above (0 = off).
         energy_weight, energy_mode, energy_clip, energy_kt: the energy term (weight
             0 = off).
+        gravity_weight: the gravity term (0 = off; uses ``energy_kt``).
     """
 
     form: str = "lambda"
@@ -273,13 +277,15 @@ class LossConfig:
     energy_mode: str = "match"
     energy_clip: float = 0.9
     energy_kt: float = 0.75
+    gravity_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
         hi = 1.0 if self.form == "beta" else math.inf
         _check_float("loss.weight", self.weight, 0.0, hi, hi_open=self.form != "beta")
         _check_int("loss.kl_warmup_epochs", self.kl_warmup_epochs, 0)
-        for name in ("overlap_weight", "chamfer_weight", "denoise", "energy_weight"):
+        for name in ("overlap_weight", "chamfer_weight", "denoise", "energy_weight",
+                     "gravity_weight"):
             _check_float(f"loss.{name}", getattr(self, name), 0.0, math.inf, hi_open=True)
         _check_float("loss.overlap_radius", self.overlap_radius, 0.0, math.inf,
                      lo_open=True, hi_open=True)
@@ -348,6 +354,10 @@ class RunConfig:
                               f"{self.data.representation!r} representation (use "
                               f"{' or '.join(ok)})")
         lo = self.loss
+        if lo.gravity_weight and not _architectures()[self.model.arch].places_particles:
+            placing = [a.name for a in _architectures().values() if a.places_particles]
+            raise ConfigError(f"loss.gravity_weight: needs a decoder that places particles "
+                              f"({' or '.join(placing)}), got {self.model.arch!r}")
         if (lo.overlap_weight or lo.chamfer_weight or lo.denoise or lo.energy_weight) and \
                 self.data.representation != "distance":
             raise ConfigError("loss: the overlap, Chamfer, energy and denoising terms need the "

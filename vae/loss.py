@@ -31,7 +31,7 @@ from torch import Tensor
 
 from vae.config import LossConfig
 from vae.models import VAEOutput
-from vae.physical import energy_loss, overlap_penalty, row_chamfer
+from vae.physical import energy_loss, gravity_loss, overlap_penalty, row_chamfer
 
 __all__ = ["LossParts", "kl_standard_normal", "kl_weight", "reconstruction_error", "vae_loss"]
 
@@ -86,7 +86,8 @@ def reconstruction_error(out: VAEOutput, x: Tensor, kind: str = "mse") -> Tensor
 
 
 def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
-             epoch: int | None = None, scale: float = 1.0) -> LossParts:
+             epoch: int | None = None, scale: float = 1.0, coords: Tensor | None = None,
+             gamma: Tensor | None = None) -> LossParts:
     """The loss of a batch.
 
     Args:
@@ -95,7 +96,10 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         cfg: loss settings (form, weight, warm-up).
         recon: ``mse`` or ``bce``.
         epoch: 1-based epoch, for the KL warm-up (None: full weight).
-        scale: the input length unit in sigma (for the overlap and energy terms).
+        scale: the input length unit in sigma (for the overlap, energy and gravity terms).
+        coords: (B, N, 2) true positions in the sort order of ``x``, input units, box
+            frame (for the gravity term).
+        gamma: (B,) field strengths (for the gravity term).
     """
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)
@@ -109,5 +113,11 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     if cfg.energy_weight > 0:  # input units -> sigma
         total = total + cfg.energy_weight * energy_loss(
             out.x_hat * scale, x * scale, cfg.energy_mode, cfg.energy_kt, cfg.energy_clip)
+    if cfg.gravity_weight > 0:
+        if out.coords is None or coords is None or gamma is None:
+            raise ValueError("the gravity term needs decoded positions (out.coords), the "
+                             "true positions (coords) and gamma")
+        total = total + cfg.gravity_weight * gravity_loss(out.coords * scale, coords * scale,
+                                                          gamma, cfg.energy_kt)
     return LossParts(total, r, kl, b)
 

@@ -36,6 +36,15 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   configuration alone. Only the pair part: the coord decoder's positions are in no box
   frame (the placement puts them in the box afterwards), so gamma * sum y has no
   meaning before placement.
+* :func:`gravity_loss`: what the gravitational energy can mean for such positions. The
+  decoded slot positions are brought onto the true configuration's (box frame, same
+  sort order) by the best rigid motion, reflections included (:func:`align_rigid`,
+  2D Procrustes in closed form), and the configuration's gravitational energy *above
+  its lowest particle*, E_g = gamma sum_i (y_i - min_j y_j), is matched to the true
+  one's: mean_b (beta (E^_g - E_g) / N)^2. It is the part of gamma sum y that the
+  shape decides (the thermal placement adds a height offset that depends on the shape
+  only through its extent), so it penalises decoded shapes that are too tall where
+  the fluid lies flat on the floor.
 
 Denoising (seed 000) is done by the training loop (:mod:`vae.training`): the encoder
 sees the distance matrix of positions displaced by N(0, s^2) per axis, the loss
@@ -57,7 +66,8 @@ from vae.models.pair import PairVAE
 
 __all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_matrix",
            "overlap_penalty", "row_chamfer", "sorted_rows", "ENERGY_MODES", "LJ_CUTOFF",
-           "soft_lj", "pair_energy_sum", "particle_energies", "energy_loss"]
+           "soft_lj", "pair_energy_sum", "particle_energies", "energy_loss", "align_rigid",
+           "gravity_loss"]
 
 #: The data's LJ cutoff, sigma (cut, not shifted; docs/reference.md section 1).
 LJ_CUTOFF = 3.0
@@ -174,6 +184,58 @@ def energy_loss(d_hat_sigma: Tensor, d_sigma: Tensor, mode: str = "match", kt: f
     raise ValueError(f"mode: must be one of {', '.join(ENERGY_MODES)}, got {mode!r}")
 
 
+def align_rigid(c_hat: Tensor, c: Tensor) -> Tensor:
+    """c_hat moved by the rigid motion (rotation, or rotation and reflection, plus a
+    translation) that minimises sum_i |R c^_i + t - c_i|^2 (2D orthogonal Procrustes).
+
+    In 2D the optimum is closed-form: with a, b the centred point sets, the rotation
+    angle is theta = atan2(sum_i a_i x b_i, sum_i a_i . b_i) (Kabsch 1976 in two
+    dimensions); the reflection x -> -x is tried too and the better of the two kept.
+
+    Args:
+        c_hat, c: (B, N, 2) positions, any length unit.
+
+    Returns:
+        (B, N, 2) aligned c_hat, in c's frame (its centroid is c's).
+    """
+    centre = c.mean(1, keepdim=True)
+    a, b = c_hat - c_hat.mean(1, keepdim=True), c - centre
+    best, best_res = None, None
+    for flip in (1.0, -1.0):
+        ax, ay = flip * a[..., 0], a[..., 1]
+        s_cos = (ax * b[..., 0] + ay * b[..., 1]).sum(1)
+        s_sin = (ax * b[..., 1] - ay * b[..., 0]).sum(1)
+        th = torch.atan2(s_sin, s_cos + 1e-12)[:, None]
+        rot = torch.stack([th.cos() * ax - th.sin() * ay, th.sin() * ax + th.cos() * ay], -1)
+        res = (rot - b).pow(2).sum((1, 2))
+        if best is None:
+            best, best_res = rot, res
+        else:
+            better = (res < best_res)[:, None, None]
+            best = torch.where(better, rot, best)
+    return best + centre
+
+
+def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float = 0.75
+                 ) -> Tensor:
+    """mean_b (beta (E^_g,b - E_g,b) / N)^2 with E_g = gamma sum_i (y_i - min_j y_j) of
+    the decoded positions aligned to the true ones (:func:`align_rigid`; see the module
+    docstring). A 0-d tensor.
+
+    Args:
+        c_hat_sigma: (B, N, 2) decoded slot positions, sigma, any rigid frame.
+        c_sigma: (B, N, 2) the true positions in the same sort order, sigma, box frame.
+        gamma: (B,) or scalar field strengths.
+        kt: kT, epsilon.
+    """
+    y_hat = align_rigid(c_hat_sigma, c_sigma)[..., 1]
+    y = c_sigma[..., 1]
+    g = torch.as_tensor(gamma, dtype=y.dtype, device=y.device).reshape(-1)
+    e_hat = (y_hat - y_hat.min(1, keepdim=True).values).sum(1)
+    e = (y - y.min(1, keepdim=True).values).sum(1)
+    return (g * (e_hat - e) / (y.shape[1] * kt)).pow(2).mean()
+
+
 def sorted_rows(d: Tensor) -> Tensor:
     """(B, [1,] N, N) distance matrices -> (B, N, N-1): each particle's distances to the
     others in ascending order (the row's smallest entry, the zero self-distance, is
@@ -269,7 +331,8 @@ class CoordVAE(VAE):
                 gamma: Tensor | float | None = None) -> VAEOutput:
         mu_z, logvar_z = self.encode(x)
         z = self.reparameterize(mu_z, logvar_z, generator) if sample else mu_z
-        return VAEOutput(self._decode_raw(z, gamma), mu_z, logvar_z, z, None)
+        c = self.decode_coords(z, gamma)
+        return VAEOutput(pair_distance_matrix(c).unsqueeze(1), mu_z, logvar_z, z, None, c)
 
 
 def _sqrtm_2x2(t: Tensor) -> Tensor:
