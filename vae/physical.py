@@ -32,7 +32,8 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   of :data:`ENERGY_MODES`: ``match`` the squared error of the configuration's energy per
   particle against that of the true configuration (both computed the same way), in
   units of kT; ``particle`` the same per sort slot (each particle's energy
-  e_i = sum_j u(r_ij)); ``boltzmann`` the Boltzmann-like beta * U / N of the decoded
+  e_i = sum_j u(r_ij)), both through the robust square rho(x) = 2 (sqrt(1 + x^2) - 1);
+  ``boltzmann`` the Boltzmann-like beta * U / N of the decoded
   configuration alone. Only the pair part: the coord decoder's positions are in no box
   frame (the placement puts them in the box afterwards), so gamma * sum y has no
   meaning before placement.
@@ -41,7 +42,7 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   sort order) by the best rigid motion, reflections included (:func:`align_rigid`,
   2D Procrustes in closed form), and the configuration's gravitational energy *above
   its lowest particle*, E_g = gamma sum_i (y_i - min_j y_j), is matched to the true
-  one's: mean_b (beta (E^_g - E_g) / N)^2. It is the part of gamma sum y that the
+  one's: mean_b rho(beta (E^_g - E_g) / N) (rho as for the energy). It is the part of gamma sum y that the
   shape decides (the thermal placement adds a height offset that depends on the shape
   only through its extent), so it penalises decoded shapes that are too tall where
   the fluid lies flat on the floor.
@@ -154,6 +155,16 @@ def particle_energies(d_sigma: Tensor, r_clip: float = 0.9,
     return torch.where(off, soft_lj(d, r_clip, cutoff), torch.zeros_like(d)).sum(-1)
 
 
+def _robust_square(x: Tensor) -> Tensor:
+    """2 (sqrt(1 + x^2) - 1): x^2 for |x| << 1, 2 |x| for |x| >> 1 (the pseudo-Huber
+    loss with delta = 1, scaled to x^2 at small x). The energy errors it takes are in kT
+    per particle, where Monte Carlo configurations spread by ~0.3, so the quadratic part
+    covers the physical range while a configuration decoded far off (a pair deep in the
+    linear core costs ~100 epsilon) adds a bounded gradient, not a spike that derails
+    training."""
+    return 2.0 * (torch.sqrt(1.0 + x * x) - 1.0)
+
+
 def energy_loss(d_hat_sigma: Tensor, d_sigma: Tensor, mode: str = "match", kt: float = 0.75,
                 r_clip: float = 0.9) -> Tensor:
     """The energy term of the loss, a 0-d tensor (dimensionless: energies over N kT).
@@ -162,9 +173,11 @@ def energy_loss(d_hat_sigma: Tensor, d_sigma: Tensor, mode: str = "match", kt: f
     true configuration, e^_i and e_i the particles' energies (:func:`particle_energies`),
     beta = 1 / kT:
 
-    * ``match``:     mean_b (beta (U^_b - U_b) / N)^2
-    * ``particle``:  mean_b mean_i (beta (e^_bi - e_bi))^2 / N  (slot by slot)
+    * ``match``:     mean_b rho(beta (U^_b - U_b) / N)
+    * ``particle``:  mean_b mean_i rho(beta (e^_bi - e_bi)) / N  (slot by slot)
     * ``boltzmann``: mean_b beta U^_b / N  (d_sigma unused)
+
+    with rho(x) = 2 (sqrt(1 + x^2) - 1) (:func:`_robust_square`: x^2 for small x).
 
     Args:
         d_hat_sigma, d_sigma: (B, [1,] N, N) decoded and true distance matrices, sigma.
@@ -177,10 +190,10 @@ def energy_loss(d_hat_sigma: Tensor, d_sigma: Tensor, mode: str = "match", kt: f
         return (pair_energy_sum(d_hat_sigma, r_clip) / (n * kt)).mean()
     if mode == "match":
         du = pair_energy_sum(d_hat_sigma, r_clip) - pair_energy_sum(d_sigma, r_clip)
-        return (du / (n * kt)).pow(2).mean()
+        return _robust_square(du / (n * kt)).mean()
     if mode == "particle":
         de = particle_energies(d_hat_sigma, r_clip) - particle_energies(d_sigma, r_clip)
-        return (de / kt).pow(2).mean() / n
+        return _robust_square(de / kt).mean() / n
     raise ValueError(f"mode: must be one of {', '.join(ENERGY_MODES)}, got {mode!r}")
 
 
@@ -218,9 +231,9 @@ def align_rigid(c_hat: Tensor, c: Tensor) -> Tensor:
 
 def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float = 0.75
                  ) -> Tensor:
-    """mean_b (beta (E^_g,b - E_g,b) / N)^2 with E_g = gamma sum_i (y_i - min_j y_j) of
+    """mean_b rho(beta (E^_g,b - E_g,b) / N) with E_g = gamma sum_i (y_i - min_j y_j) of
     the decoded positions aligned to the true ones (:func:`align_rigid`; see the module
-    docstring). A 0-d tensor.
+    docstring; rho as in :func:`energy_loss`). A 0-d tensor.
 
     Args:
         c_hat_sigma: (B, N, 2) decoded slot positions, sigma, any rigid frame.
@@ -233,7 +246,7 @@ def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float 
     g = torch.as_tensor(gamma, dtype=y.dtype, device=y.device).reshape(-1)
     e_hat = (y_hat - y_hat.min(1, keepdim=True).values).sum(1)
     e = (y - y.min(1, keepdim=True).values).sum(1)
-    return (g * (e_hat - e) / (y.shape[1] * kt)).pow(2).mean()
+    return _robust_square(g * (e_hat - e) / (y.shape[1] * kt)).mean()
 
 
 def sorted_rows(d: Tensor) -> Tensor:
