@@ -29,12 +29,11 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   average two particles whose sort order swaps between similar configurations.
 * :func:`energy_loss`: the Lennard-Jones pair energy of the decoded configuration
   (:func:`soft_lj`, :func:`pair_energy_sum`; sigma = epsilon = 1), in one of the modes
-  of :data:`ENERGY_MODES`: ``match`` the squared error of the configuration's energy per
-  particle against that of the true configuration (both computed the same way), in
+  of :data:`vae.config.ENERGY_MODES`: ``match`` the error of the configuration's energy
+  per particle against that of the true configuration (both computed the same way), in
   units of kT; ``particle`` the same per sort slot (each particle's energy
   e_i = sum_j u(r_ij)), both through the robust square rho(x) = 2 (sqrt(1 + x^2) - 1);
-  ``boltzmann`` the Boltzmann-like beta * U / N of the decoded
-  configuration alone. Only the pair part: the coord decoder's positions are in no box
+  ``boltzmann`` the Boltzmann-like beta * U / N of the decoded configuration alone. Only the pair part: the coord decoder's positions are in no box
   frame (the placement puts them in the box afterwards), so gamma * sum y has no
   meaning before placement.
 * :func:`gravity_loss`: what the gravitational energy can mean for such positions. The
@@ -42,10 +41,10 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   sort order) by the best rigid motion, reflections included (:func:`align_rigid`,
   2D Procrustes in closed form), and the configuration's gravitational energy *above
   its lowest particle*, E_g = gamma sum_i (y_i - min_j y_j), is matched to the true
-  one's: mean_b rho(beta (E^_g - E_g) / N) (rho as for the energy). It is the part of gamma sum y that the
-  shape decides (the thermal placement adds a height offset that depends on the shape
-  only through its extent), so it penalises decoded shapes that are too tall where
-  the fluid lies flat on the floor.
+  one's: mean_b rho(beta (E^_g - E_g) / N) (rho as for the energy). It is the part of
+  gamma sum y that the shape decides (the thermal placement adds a height offset that
+  depends on the shape only through its extent), so it penalises decoded shapes that
+  are too tall where the fluid lies flat on the floor.
 
 Denoising (seed 000) is done by the training loop (:mod:`vae.training`): the encoder
 sees the distance matrix of positions displaced by N(0, s^2) per axis, the loss
