@@ -33,9 +33,9 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   per particle against that of the true configuration (both computed the same way), in
   units of kT; ``particle`` the same per sort slot (each particle's energy
   e_i = sum_j u(r_ij)), both through the robust square rho(x) = 2 (sqrt(1 + x^2) - 1);
-  ``boltzmann`` the Boltzmann-like beta * U / N of the decoded configuration alone. Only the pair part: the coord decoder's positions are in no box
-  frame (the placement puts them in the box afterwards), so gamma * sum y has no
-  meaning before placement.
+  ``boltzmann`` the Boltzmann-like beta * U / N of the decoded configuration alone.
+  Only the pair part: the coord decoder's positions are in no box frame (the placement
+  puts them in the box afterwards), so gamma * sum y has no meaning before placement.
 * :func:`gravity_loss`: what the gravitational energy can mean for such positions. The
   decoded slot positions are brought onto the true configuration's (box frame, same
   sort order) by the best rigid motion, reflections included (:func:`align_rigid`,
