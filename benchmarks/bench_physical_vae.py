@@ -72,7 +72,10 @@ VARIANTS = (
     "coord+g+ov0.3r0.85", "coord+g+ov0.3r1.0", "coord+g+ov1r0.85+dn",
     "pair2d+g+ov0.3r0.85+dn", "pair2d", "pair2d+ov0.1", "pair2d+g+ov0.1+dn",
     "pair2d+g+ov0.1+ch+dn",
-    "coord+g+ov0.3+em0.1", "coord+g+ov0.3+em1", "coord+g+ov0.3+ep1", "coord+g+ov0.3+eb0.03",
+    "coord+g+ov0.3+em0.003", "coord+g+ov0.3+em0.01", "coord+g+ov0.3+em0.03",
+    "coord+g+ov0.3+em0.1", "coord+g+ov0.3+em1", "coord+g+ov0.3+em0.01c0.95", "coord+g+em0.01",
+    "coord+g+ov0.3+ep0.1", "coord+g+ov0.3+eb0.003", "coord+g+ov0.3+eb0.03", "coord+g+ov0.3+gv1",
+    "coord+g+ov0.3+em0.01+gv0.3", "coord+g+ov0.3+em0.01+gv1", "coord+g+ov0.3+em0.01+gv0.1",
 )
 #: energy-term tokens -> LossConfig.energy_mode
 _ENERGY_TOKENS = {"em": "match", "ep": "particle", "eb": "boltzmann"}

@@ -138,9 +138,9 @@ def build_parser() -> ArgumentParser:
                    help="add W * the LJ energy term of the decoded configuration "
                         "(default 0)")
     m.add_argument("--energy-mode", choices=ENERGY_MODES,
-                   help="match: squared error of U_pair/(N kT) against the true "
-                        "configuration's (default); particle: the same per particle; "
-                        "boltzmann: U_pair/(N kT)")
+                   help="match: robust squared error of U_pair/(N kT) against the "
+                        "true configuration's (default); particle: the same per "
+                        "particle; boltzmann: U_pair/(N kT)")
     m.add_argument("--energy-clip", type=positive_float, metavar="R",
                    help="LJ continued linearly below R sigma in the energy term "
                         "(default 0.9)")
