@@ -48,6 +48,7 @@ from mcsim.shared import thread_limits
 from vae.config import (
     ARCHS,
     DEFAULT_ARCH,
+    ENERGY_MODES,
     LR_SCHEDULES,
     REPRESENTATIONS,
     SCALINGS,
@@ -133,6 +134,22 @@ def build_parser() -> ArgumentParser:
                    help="r0 of the overlap penalty, sigma (default 0.95)")
     m.add_argument("--chamfer-weight", type=nonneg_float, metavar="W",
                    help="add W * Chamfer distance of sorted distance rows (default 0)")
+    m.add_argument("--energy-weight", type=nonneg_float, metavar="W",
+                   help="add W * the LJ energy term of the decoded configuration "
+                        "(default 0)")
+    m.add_argument("--energy-mode", choices=ENERGY_MODES,
+                   help="match: robust squared error of U_pair/(N kT) against the "
+                        "true configuration's (default); particle: the same per "
+                        "particle; boltzmann: U_pair/(N kT)")
+    m.add_argument("--energy-clip", type=positive_float, metavar="R",
+                   help="LJ continued linearly below R sigma in the energy term "
+                        "(default 0.9)")
+    m.add_argument("--energy-kt", type=positive_float, metavar="KT",
+                   help="kT of the data in the energy term, epsilon (default 0.75)")
+    m.add_argument("--gravity-weight", type=nonneg_float, metavar="W",
+                   help="coord, pair2d: add W * the squared error of the gravitational "
+                        "energy above the lowest particle, decoded positions aligned to "
+                        "the true ones, over N kT (default 0)")
     m.add_argument("--denoise", type=nonneg_float, metavar="SIGMA",
                    help="denoising: displace input positions by N(0, SIGMA^2) per axis "
                         "(default 0)")
@@ -174,6 +191,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("loss", "overlap_weight"): args.overlap_weight,
         ("loss", "overlap_radius"): args.overlap_radius,
         ("loss", "chamfer_weight"): args.chamfer_weight, ("loss", "denoise"): args.denoise,
+        ("loss", "energy_weight"): args.energy_weight,
+        ("loss", "energy_mode"): args.energy_mode,
+        ("loss", "energy_clip"): args.energy_clip, ("loss", "energy_kt"): args.energy_kt,
+        ("loss", "gravity_weight"): args.gravity_weight,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "seed"): args.seed,

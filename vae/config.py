@@ -30,6 +30,7 @@ __all__ = [
     "SCALINGS",
     "LOSS_FORMS",
     "LR_SCHEDULES",
+    "ENERGY_MODES",
     "DataConfig",
     "ModelConfig",
     "LossConfig",
@@ -46,6 +47,8 @@ SORT_KEYS = ("corner", "height", "com", "none")
 SCALINGS = ("study", "box", "none")
 #: Loss forms: ``lambda``: recon + w KL (study); ``beta``: (1 - w) recon + w KL.
 LOSS_FORMS = ("lambda", "beta")
+#: Modes of the LJ energy term of the decoded configuration (vae.physical.energy_loss).
+ENERGY_MODES = ("match", "particle", "boltzmann")
 #: Learning-rate schedules.
 LR_SCHEDULES = ("none", "plateau", "cosine")
 
@@ -240,7 +243,15 @@ class LossConfig:
     Physics and permutation-invariant terms (distance matrices; :mod:`vae.physical`),
     added to the total: ``overlap_weight`` * the overlap penalty sum relu(r0 - r_ij)^2
     (sigma^2, r0 = ``overlap_radius``) of the decoded matrix, ``chamfer_weight`` * the
-    Chamfer distance between sorted distance rows (input units^2). ``denoise``: the
+    Chamfer distance between sorted distance rows (input units^2), ``energy_weight`` *
+    the LJ energy term of the decoded configuration (:func:`vae.physical.energy_loss`:
+    ``energy_mode`` ``match`` (squared error of beta U_pair / N against the true
+    configuration's), ``particle`` (the same slot by slot) or ``boltzmann``
+    (beta U_pair / N); the LJ continued linearly below ``energy_clip`` sigma;
+    ``energy_kt`` = kT of the data, epsilon), ``gravity_weight`` * the gravitational
+    energy above the lowest particle of the decoded positions aligned to the true ones,
+    matched like the pair energy (:func:`vae.physical.gravity_loss`; decoders that place
+    particles only). ``denoise``: the
     encoder sees positions displaced by N(0, denoise^2) per axis (sigma), the loss
     compares with the clean matrix (training only).
 
@@ -250,6 +261,9 @@ class LossConfig:
         kl_warmup_epochs: multiply the KL weight by min(1, epoch / kl_warmup_epochs)
             (epochs counted from 1); 0 disables the warm-up.
         overlap_weight, overlap_radius, chamfer_weight, denoise: see above (0 = off).
+        energy_weight, energy_mode, energy_clip, energy_kt: the energy term (weight
+            0 = off).
+        gravity_weight: the gravity term (0 = off; uses ``energy_kt``).
     """
 
     form: str = "lambda"
@@ -259,16 +273,27 @@ class LossConfig:
     overlap_radius: float = 0.95
     chamfer_weight: float = 0.0
     denoise: float = 0.0
+    energy_weight: float = 0.0
+    energy_mode: str = "match"
+    energy_clip: float = 0.9
+    energy_kt: float = 0.75
+    gravity_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
         hi = 1.0 if self.form == "beta" else math.inf
         _check_float("loss.weight", self.weight, 0.0, hi, hi_open=self.form != "beta")
         _check_int("loss.kl_warmup_epochs", self.kl_warmup_epochs, 0)
-        for name in ("overlap_weight", "chamfer_weight", "denoise"):
+        for name in ("overlap_weight", "chamfer_weight", "denoise", "energy_weight",
+                     "gravity_weight"):
             _check_float(f"loss.{name}", getattr(self, name), 0.0, math.inf, hi_open=True)
         _check_float("loss.overlap_radius", self.overlap_radius, 0.0, math.inf,
                      lo_open=True, hi_open=True)
+        _check_choice("loss.energy_mode", self.energy_mode, ENERGY_MODES)
+        _check_float("loss.energy_clip", self.energy_clip, 0.0, math.inf, lo_open=True,
+                     hi_open=True)
+        _check_float("loss.energy_kt", self.energy_kt, 0.0, math.inf, lo_open=True,
+                     hi_open=True)
 
 
 @dataclass
@@ -329,9 +354,13 @@ class RunConfig:
                               f"{self.data.representation!r} representation (use "
                               f"{' or '.join(ok)})")
         lo = self.loss
-        if (lo.overlap_weight or lo.chamfer_weight or lo.denoise) and \
+        if lo.gravity_weight and not _architectures()[self.model.arch].places_particles:
+            placing = [a.name for a in _architectures().values() if a.places_particles]
+            raise ConfigError(f"loss.gravity_weight: needs a decoder that places particles "
+                              f"({' or '.join(placing)}), got {self.model.arch!r}")
+        if (lo.overlap_weight or lo.chamfer_weight or lo.denoise or lo.energy_weight) and \
                 self.data.representation != "distance":
-            raise ConfigError("loss: the overlap, Chamfer and denoising terms need the "
+            raise ConfigError("loss: the overlap, Chamfer, energy and denoising terms need the "
                               f"distance representation, got {self.data.representation!r}")
 
     @property

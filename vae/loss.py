@@ -17,8 +17,9 @@ The beta-VAE form (1 - beta) * MSE + beta * mean KL is accepted as an alternativ
 The KL weight can be ramped up linearly over the first epochs (KL warm-up).
 
 On distance matrices two more terms can be added (:mod:`vae.physical`): the overlap
-penalty of the decoded configuration and the Chamfer distance between sorted distance
-rows (``LossConfig.overlap_weight``, ``chamfer_weight``); ``recon`` stays the MSE.
+penalty of the decoded configuration, the Chamfer distance between sorted distance
+rows and the LJ energy term (``LossConfig.overlap_weight``, ``chamfer_weight``,
+``energy_weight``); ``recon`` stays the MSE.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import Tensor
 
 from vae.config import LossConfig
 from vae.models import VAEOutput
-from vae.physical import overlap_penalty, row_chamfer
+from vae.physical import energy_loss, gravity_loss, overlap_penalty, row_chamfer
 
 __all__ = ["LossParts", "kl_standard_normal", "kl_weight", "reconstruction_error", "vae_loss"]
 
@@ -39,8 +40,8 @@ class LossParts(NamedTuple):
     """All parts of the loss of one batch (0-d tensors).
 
     Attributes:
-        total: the optimised loss, a * recon + b * kl (+ the weighted overlap and
-            Chamfer terms).
+        total: the optimised loss, a * recon + b * kl (+ the weighted overlap, Chamfer
+            and energy terms).
         recon: mean reconstruction error (MSE in input units^2, or BCE in nats/pixel).
         kl: mean KL per latent dimension and sample, nats.
         kl_weight: b, the weight the KL entered ``total`` with (after warm-up).
@@ -85,7 +86,8 @@ def reconstruction_error(out: VAEOutput, x: Tensor, kind: str = "mse") -> Tensor
 
 
 def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
-             epoch: int | None = None, scale: float = 1.0) -> LossParts:
+             epoch: int | None = None, scale: float = 1.0, coords: Tensor | None = None,
+             gamma: Tensor | None = None) -> LossParts:
     """The loss of a batch.
 
     Args:
@@ -94,7 +96,10 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         cfg: loss settings (form, weight, warm-up).
         recon: ``mse`` or ``bce``.
         epoch: 1-based epoch, for the KL warm-up (None: full weight).
-        scale: the input length unit in sigma (for the overlap penalty).
+        scale: the input length unit in sigma (for the overlap, energy and gravity terms).
+        coords: (B, N, 2) true positions in the sort order of ``x``, input units, box
+            frame (for the gravity term).
+        gamma: (B,) field strengths (for the gravity term).
     """
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)
@@ -105,5 +110,14 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
                                                              cfg.overlap_radius)
     if cfg.chamfer_weight > 0:
         total = total + cfg.chamfer_weight * row_chamfer(out.x_hat, x)
+    if cfg.energy_weight > 0:  # input units -> sigma
+        total = total + cfg.energy_weight * energy_loss(
+            out.x_hat * scale, x * scale, cfg.energy_mode, cfg.energy_kt, cfg.energy_clip)
+    if cfg.gravity_weight > 0:
+        if out.coords is None or coords is None or gamma is None:
+            raise ValueError("the gravity term needs decoded positions (out.coords), the "
+                             "true positions (coords) and gamma")
+        total = total + cfg.gravity_weight * gravity_loss(out.coords * scale, coords * scale,
+                                                          gamma, cfg.energy_kt)
     return LossParts(total, r, kl, b)
 

@@ -27,6 +27,24 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
 
   is unchanged when the slots of either configuration are permuted, so it does not
   average two particles whose sort order swaps between similar configurations.
+* :func:`energy_loss`: the Lennard-Jones pair energy of the decoded configuration
+  (:func:`soft_lj`, :func:`pair_energy_sum`; sigma = epsilon = 1), in one of the modes
+  of :data:`vae.config.ENERGY_MODES`: ``match`` the error of the configuration's energy
+  per particle against that of the true configuration (both computed the same way), in
+  units of kT; ``particle`` the same per sort slot (each particle's energy
+  e_i = sum_j u(r_ij)), both through the robust square rho(x) = 2 (sqrt(1 + x^2) - 1);
+  ``boltzmann`` the Boltzmann-like beta * U / N of the decoded configuration alone.
+  Only the pair part: the coord decoder's positions are in no box frame (the placement
+  puts them in the box afterwards), so gamma * sum y has no meaning before placement.
+* :func:`gravity_loss`: what the gravitational energy can mean for such positions. The
+  decoded slot positions are brought onto the true configuration's (box frame, same
+  sort order) by the best rigid motion, reflections included (:func:`align_rigid`,
+  2D Procrustes in closed form), and the configuration's gravitational energy *above
+  its lowest particle*, E_g = gamma sum_i (y_i - min_j y_j), is matched to the true
+  one's: mean_b rho(beta (E^_g - E_g) / N) (rho as for the energy). It is the part of
+  gamma sum y that the shape decides (the thermal placement adds a height offset that
+  depends on the shape only through its extent), so it penalises decoded shapes that
+  are too tall where the fluid lies flat on the floor.
 
 Denoising (seed 000) is done by the training loop (:mod:`vae.training`): the encoder
 sees the distance matrix of positions displaced by N(0, s^2) per axis, the loss
@@ -42,11 +60,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vae.config import ENERGY_MODES
 from vae.models.base import VAE, VAEOutput, _conv_encoder, _down_sizes, _mlp
 from vae.models.pair import PairVAE
 
 __all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_matrix",
-           "overlap_penalty", "row_chamfer", "sorted_rows"]
+           "overlap_penalty", "row_chamfer", "sorted_rows", "ENERGY_MODES", "LJ_CUTOFF",
+           "soft_lj", "pair_energy_sum", "particle_energies", "energy_loss", "align_rigid",
+           "gravity_loss"]
+
+#: The data's LJ cutoff, sigma (cut, not shifted; docs/reference.md section 1).
+LJ_CUTOFF = 3.0
 
 
 def pair_distance_matrix(coords: Tensor) -> Tensor:
@@ -73,6 +97,155 @@ def overlap_penalty(d_sigma: Tensor, radius: float = 0.95) -> Tensor:
     iu = torch.triu_indices(n, n, 1, device=d.device)
     v = d[:, iu[0], iu[1]]
     return F.relu(radius - v).pow(2).sum(1).mean()
+
+
+def soft_lj(r: Tensor, r_clip: float = 0.9, cutoff: float | None = LJ_CUTOFF) -> Tensor:
+    """Lennard-Jones pair energy with a linear core, epsilon, for distances r in sigma:
+
+        u(r) = 4 (r^-12 - r^-6)                     r_clip <= r < cutoff
+        u(r) = u(r_clip) + u'(r_clip) (r - r_clip)   r < r_clip
+        u(r) = 0                                     r >= cutoff (cut, not shifted)
+
+    with u'(r) = -48 r^-13 + 24 r^-7. Equal to :func:`mcsim.potentials.pair_energy` (lj,
+    the same cutoff) above r_clip; below it the energy keeps rising with the slope at
+    r_clip (u(0.9) = 6.6, u(0) = 131 for r_clip = 0.9), so value and gradient stay finite
+    down to coincident points. The LJ branch is evaluated at max(r, r_clip), so no
+    r^-12 of a tiny distance ever enters the graph.
+    """
+    rs = r.clamp_min(r_clip)
+    inv6 = rs.pow(-6)
+    u_lj = 4.0 * (inv6 * inv6 - inv6)
+    c6 = r_clip ** -6.0
+    u_c = 4.0 * (c6 * c6 - c6)
+    du_c = (-48.0 * c6 * c6 + 24.0 * c6) / r_clip
+    u = torch.where(r < r_clip, u_c + du_c * (r - r_clip), u_lj)
+    if cutoff is not None:
+        u = torch.where(r < cutoff, u, torch.zeros_like(u))
+    return u
+
+
+def _as_matrices(d: Tensor) -> Tensor:
+    return d.reshape(d.shape[0], d.shape[-2], d.shape[-1])
+
+
+def pair_energy_sum(d_sigma: Tensor, r_clip: float = 0.9,
+                    cutoff: float | None = LJ_CUTOFF) -> Tensor:
+    """Pair energy U_pair = sum_{i<j} u(r_ij) (:func:`soft_lj`) per configuration.
+
+    Args:
+        d_sigma: (B, N, N) or (B, 1, N, N) distance matrices, sigma.
+
+    Returns:
+        (B,) energies, epsilon.
+    """
+    d = _as_matrices(d_sigma)
+    n = d.shape[-1]
+    iu = torch.triu_indices(n, n, 1, device=d.device)
+    return soft_lj(d[:, iu[0], iu[1]], r_clip, cutoff).sum(1)
+
+
+def particle_energies(d_sigma: Tensor, r_clip: float = 0.9,
+                      cutoff: float | None = LJ_CUTOFF) -> Tensor:
+    """Each particle's pair energy e_i = sum_{j != i} u(r_ij) (:func:`soft_lj`), (B, N),
+    epsilon; sum_i e_i = 2 U_pair. d_sigma as in :func:`pair_energy_sum`."""
+    d = _as_matrices(d_sigma)
+    n = d.shape[-1]
+    off = ~torch.eye(n, dtype=torch.bool, device=d.device)
+    return torch.where(off, soft_lj(d, r_clip, cutoff), torch.zeros_like(d)).sum(-1)
+
+
+def _robust_square(x: Tensor) -> Tensor:
+    """2 (sqrt(1 + x^2) - 1): x^2 for |x| << 1, 2 |x| for |x| >> 1 (the pseudo-Huber
+    loss with delta = 1, scaled to x^2 at small x). The energy errors it takes are in kT
+    per particle, where Monte Carlo configurations spread by ~0.3, so the quadratic part
+    covers the physical range while a configuration decoded far off (a pair deep in the
+    linear core costs ~100 epsilon) adds a bounded gradient, not a spike that derails
+    training."""
+    return 2.0 * (torch.sqrt(1.0 + x * x) - 1.0)
+
+
+def energy_loss(d_hat_sigma: Tensor, d_sigma: Tensor, mode: str = "match", kt: float = 0.75,
+                r_clip: float = 0.9) -> Tensor:
+    """The energy term of the loss, a 0-d tensor (dimensionless: energies over N kT).
+
+    With U^ and U the pair energies (:func:`pair_energy_sum`) of the decoded and of the
+    true configuration, e^_i and e_i the particles' energies (:func:`particle_energies`),
+    beta = 1 / kT:
+
+    * ``match``:     mean_b rho(beta (U^_b - U_b) / N)
+    * ``particle``:  mean_b mean_i rho(beta (e^_bi - e_bi)) / N  (slot by slot)
+    * ``boltzmann``: mean_b beta U^_b / N  (d_sigma unused)
+
+    with rho(x) = 2 (sqrt(1 + x^2) - 1) (:func:`_robust_square`: x^2 for small x).
+
+    Args:
+        d_hat_sigma, d_sigma: (B, [1,] N, N) decoded and true distance matrices, sigma.
+        mode: one of :data:`ENERGY_MODES`.
+        kt: the temperature kT of the data, epsilon.
+        r_clip: the linear core's radius of :func:`soft_lj`, sigma.
+    """
+    n = d_hat_sigma.shape[-1]
+    if mode == "boltzmann":
+        return (pair_energy_sum(d_hat_sigma, r_clip) / (n * kt)).mean()
+    if mode == "match":
+        du = pair_energy_sum(d_hat_sigma, r_clip) - pair_energy_sum(d_sigma, r_clip)
+        return _robust_square(du / (n * kt)).mean()
+    if mode == "particle":
+        de = particle_energies(d_hat_sigma, r_clip) - particle_energies(d_sigma, r_clip)
+        return _robust_square(de / kt).mean() / n
+    raise ValueError(f"mode: must be one of {', '.join(ENERGY_MODES)}, got {mode!r}")
+
+
+def align_rigid(c_hat: Tensor, c: Tensor) -> Tensor:
+    """c_hat moved by the rigid motion (rotation, or rotation and reflection, plus a
+    translation) that minimises sum_i |R c^_i + t - c_i|^2 (2D orthogonal Procrustes).
+
+    In 2D the optimum is closed-form: with a, b the centred point sets, the rotation
+    angle is theta = atan2(sum_i a_i x b_i, sum_i a_i . b_i) (Kabsch 1976 in two
+    dimensions); the reflection x -> -x is tried too and the better of the two kept.
+
+    Args:
+        c_hat, c: (B, N, 2) positions, any length unit.
+
+    Returns:
+        (B, N, 2) aligned c_hat, in c's frame (its centroid is c's).
+    """
+    centre = c.mean(1, keepdim=True)
+    a, b = c_hat - c_hat.mean(1, keepdim=True), c - centre
+    best, best_res = None, None
+    for flip in (1.0, -1.0):
+        ax, ay = flip * a[..., 0], a[..., 1]
+        s_cos = (ax * b[..., 0] + ay * b[..., 1]).sum(1)
+        s_sin = (ax * b[..., 1] - ay * b[..., 0]).sum(1)
+        th = torch.atan2(s_sin, s_cos + 1e-12)[:, None]
+        rot = torch.stack([th.cos() * ax - th.sin() * ay, th.sin() * ax + th.cos() * ay], -1)
+        res = (rot - b).pow(2).sum((1, 2))
+        if best is None:
+            best, best_res = rot, res
+        else:
+            better = (res < best_res)[:, None, None]
+            best = torch.where(better, rot, best)
+    return best + centre
+
+
+def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float = 0.75
+                 ) -> Tensor:
+    """mean_b rho(beta (E^_g,b - E_g,b) / N) with E_g = gamma sum_i (y_i - min_j y_j) of
+    the decoded positions aligned to the true ones (:func:`align_rigid`; see the module
+    docstring; rho as in :func:`energy_loss`). A 0-d tensor.
+
+    Args:
+        c_hat_sigma: (B, N, 2) decoded slot positions, sigma, any rigid frame.
+        c_sigma: (B, N, 2) the true positions in the same sort order, sigma, box frame.
+        gamma: (B,) or scalar field strengths.
+        kt: kT, epsilon.
+    """
+    y_hat = align_rigid(c_hat_sigma, c_sigma)[..., 1]
+    y = c_sigma[..., 1]
+    g = torch.as_tensor(gamma, dtype=y.dtype, device=y.device).reshape(-1)
+    e_hat = (y_hat - y_hat.min(1, keepdim=True).values).sum(1)
+    e = (y - y.min(1, keepdim=True).values).sum(1)
+    return _robust_square(g * (e_hat - e) / (y.shape[1] * kt)).mean()
 
 
 def sorted_rows(d: Tensor) -> Tensor:
@@ -170,7 +343,8 @@ class CoordVAE(VAE):
                 gamma: Tensor | float | None = None) -> VAEOutput:
         mu_z, logvar_z = self.encode(x)
         z = self.reparameterize(mu_z, logvar_z, generator) if sample else mu_z
-        return VAEOutput(self._decode_raw(z, gamma), mu_z, logvar_z, z, None)
+        c = self.decode_coords(z, gamma)
+        return VAEOutput(pair_distance_matrix(c).unsqueeze(1), mu_z, logvar_z, z, None, c)
 
 
 def _sqrtm_2x2(t: Tensor) -> Tensor:

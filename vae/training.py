@@ -146,13 +146,15 @@ def prepare_data(cfg: RunConfig, files: list[str | os.PathLike]) -> PreparedData
 
 @torch.no_grad()
 def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024,
-             gamma: torch.Tensor | None = None, scale: float = 1.0) -> dict[str, float]:
+             gamma: torch.Tensor | None = None, scale: float = 1.0,
+             coords: torch.Tensor | None = None) -> dict[str, float]:
     """Mean loss parts over a data set with z = mu_z and the full KL weight.
 
     Args:
         x: (M, *input_shape) inputs on the model's device.
         gamma: (M,) field strengths (needed by decoders that take gamma).
-        scale: input length unit in sigma (overlap penalty).
+        scale: input length unit in sigma (overlap, energy and gravity terms).
+        coords: (M, N, 2) sorted true positions, input units (gravity term).
 
     Returns:
         ``{"loss", "recon", "kl"}`` averaged over configurations.
@@ -164,8 +166,9 @@ def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024
     for a in range(0, n, batch_size):
         xb = x[a:a + batch_size]
         gb = None if gamma is None else gamma[a:a + batch_size]
+        cb = None if coords is None else coords[a:a + batch_size]
         parts = vae_loss(model(xb, sample=False, gamma=gb), xb, cfg.loss, recon=cfg.recon,
-                         scale=scale)
+                         scale=scale, coords=cb, gamma=gb)
         w = xb.shape[0]
         sums["loss"] += parts.total.item() * w
         sums["recon"] += parts.recon.item() * w
@@ -326,6 +329,15 @@ def _same_except_schedule(a: RunConfig, b: RunConfig) -> str | None:
     return None
 
 
+def _sorted_coordinates(data: PreparedData, cfg: RunConfig, device) -> torch.Tensor | None:
+    """(M, N, 2) sorted positions in input units, box frame, when a loss term needs them
+    (denoising, the gravity term), else None."""
+    if not (cfg.loss.denoise > 0 or cfg.loss.gravity_weight > 0):
+        return None
+    return torch.as_tensor(coordinates(data.positions, data.info.box, cfg.data.sort,
+                                       cfg.data.scaling), device=device)
+
+
 def _noisy_inputs(coords: torch.Tensor, noise: float, generator: torch.Generator
                   ) -> torch.Tensor:
     """Distance matrices (B, 1, N, N) of slot positions (B, N, 2) displaced by
@@ -403,10 +415,10 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
     g_all = torch.as_tensor(data.gamma, dtype=torch.float32, device=device)
     g_train, g_val = g_all[split.train], g_all[split.val]
     scale = length_scale(cfg.data.scaling, data.info.box)
-    # denoising: slot positions (input units) of the training split, displaced per batch
-    c_train = torch.as_tensor(coordinates(data.positions, data.info.box, cfg.data.sort,
-                                          cfg.data.scaling)[split.train], device=device
-                              ) if cfg.loss.denoise > 0 else None
+    # slot positions (input units): displaced per batch for denoising, the gravity term's
+    # target
+    c_all = _sorted_coordinates(data, cfg, device)
+    c_train, c_val = (None, None) if c_all is None else (c_all[split.train], c_all[split.val])
     n_train = x_train.shape[0]
     n_batches = math.ceil(n_train / t.batch_size)
     title = (f"{cfg.model.arch} VAE on {cfg.data.representation}, latent {cfg.model.latent_dim}, "
@@ -426,10 +438,12 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             for b in range(n_batches):
                 idx = perm[b * t.batch_size:(b + 1) * t.batch_size]
                 xb = x_train[idx]
-                x_in = xb if c_train is None else _noisy_inputs(
-                    c_train[idx], cfg.loss.denoise / scale, g_noise)
+                cb = None if c_train is None else c_train[idx]
+                x_in = _noisy_inputs(cb, cfg.loss.denoise / scale, g_noise) \
+                    if cfg.loss.denoise > 0 else xb
                 out = model(x_in, generator=g_noise, gamma=g_train[idx])
-                parts = vae_loss(out, xb, cfg.loss, recon=cfg.recon, epoch=epoch, scale=scale)
+                parts = vae_loss(out, xb, cfg.loss, recon=cfg.recon, epoch=epoch, scale=scale,
+                                 coords=cb, gamma=g_train[idx])
                 opt.zero_grad(set_to_none=True)
                 parts.total.backward()
                 opt.step()
@@ -444,7 +458,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             inner.close()
             train_time = time.perf_counter() - t0
             tr = (sums / n_train).tolist()
-            val = evaluate(model, x_val, cfg, gamma=g_val, scale=scale)
+            val = evaluate(model, x_val, cfg, gamma=g_val, scale=scale, coords=c_val)
             if not (math.isfinite(tr[0]) and math.isfinite(val["loss"])):
                 raise UserError(f"training diverged at epoch {epoch} (loss is not finite); "
                                 "try a smaller --lr")
@@ -506,7 +520,13 @@ def test_metrics(model: VAE, data: PreparedData, cfg: RunConfig, split: Split,
     x_all = torch.as_tensor(data.x, device=device)
     g_all = torch.as_tensor(data.gamma, dtype=torch.float32, device=device)
     scale = length_scale(cfg.data.scaling, data.info.box)
-    res = evaluate(model, x_all[split.test], cfg, gamma=g_all[split.test], scale=scale)
+    c_all = _sorted_coordinates(data, cfg, device)
+
+    def _c(idx):
+        return None if c_all is None else c_all[idx]
+
+    res = evaluate(model, x_all[split.test], cfg, gamma=g_all[split.test], scale=scale,
+                   coords=_c(split.test))
     out: dict[str, Any] = {"test_loss": res["loss"], "test_recon": res["recon"],
                            "test_kl": res["kl"], "n_test": int(split.test.size),
                            "recon": cfg.recon}
@@ -519,7 +539,8 @@ def test_metrics(model: VAE, data: PreparedData, cfg: RunConfig, split: Split,
     g_test = data.gamma[split.test]
     for g in np.unique(g_test):
         idx = split.test[g_test == g]
-        per[f"{g:g}"] = evaluate(model, x_all[idx], cfg, gamma=g_all[idx], scale=scale)["recon"]
+        per[f"{g:g}"] = evaluate(model, x_all[idx], cfg, gamma=g_all[idx], scale=scale,
+                                 coords=_c(idx))["recon"]
     out["test_recon_per_gamma"] = per
     return out
 

@@ -22,6 +22,8 @@ class VAEOutput(NamedTuple):
         mu_z, logvar_z: (B, D) mean and log-variance of q(z|x).
         z: (B, D) the latent sample that was decoded (mu_z when not sampling).
         logits: pre-sigmoid output for Bernoulli models, else None.
+        coords: (B, N, 2) decoded slot positions (input units, in no particular rigid
+            frame) for decoders that place particles (:mod:`vae.physical`), else None.
     """
 
     x_hat: Tensor
@@ -29,6 +31,7 @@ class VAEOutput(NamedTuple):
     logvar_z: Tensor
     z: Tensor
     logits: Tensor | None
+    coords: Tensor | None = None
 
 
 class VAE(nn.Module):
@@ -136,6 +139,8 @@ class Architecture:
         default_for: representations for which it is the default architecture.
         takes_gamma: whether its decoder can take the field gamma
             (``model.decoder_gamma``).
+        places_particles: whether its decoder outputs slot positions
+            (``VAEOutput.coords``; needed by ``loss.gravity_weight``).
         description: one line for help texts.
         order: its place in listings (``ARCHS``).
     """
@@ -146,6 +151,7 @@ class Architecture:
     representations: tuple[str, ...]
     default_for: tuple[str, ...] = ()
     takes_gamma: bool = False
+    places_particles: bool = False
     description: str = ""
     order: int = 0
 

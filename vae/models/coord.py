@@ -25,6 +25,6 @@ def _cls():
 
 
 ARCHITECTURE = Architecture(
-    "coord", _cls, build, representations=("distance",), takes_gamma=True,
+    "coord", _cls, build, representations=("distance",), takes_gamma=True, places_particles=True,
     description="conv encoder; decoder placing particles in 2D (an exact Euclidean "
     "distance matrix by construction)", order=50)

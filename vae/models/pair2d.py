@@ -27,5 +27,5 @@ def _cls():
 
 
 ARCHITECTURE = Architecture(
-    "pair2d", _cls, build, representations=("distance",), takes_gamma=True,
+    "pair2d", _cls, build, representations=("distance",), takes_gamma=True, places_particles=True,
     description="pair decoder projected onto planar (2D) distance matrices", order=60)
