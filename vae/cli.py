@@ -147,7 +147,7 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--energy-kt", type=positive_float, metavar="KT",
                    help="kT of the data in the energy term, epsilon (default 0.75)")
     m.add_argument("--gravity-weight", type=nonneg_float, metavar="W",
-                   help="coord, pair2d: add W * the squared error of the gravitational "
+                   help="coord, pair2d: add W * the robust squared error of the gravitational "
                         "energy above the lowest particle, decoded positions aligned to "
                         "the true ones, over N kT (default 0)")
     m.add_argument("--denoise", type=nonneg_float, metavar="SIGMA",
