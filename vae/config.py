@@ -245,8 +245,8 @@ class LossConfig:
     (sigma^2, r0 = ``overlap_radius``) of the decoded matrix, ``chamfer_weight`` * the
     Chamfer distance between sorted distance rows (input units^2), ``energy_weight`` *
     the LJ energy term of the decoded configuration (:func:`vae.physical.energy_loss`:
-    ``energy_mode`` ``match`` (squared error of beta U_pair / N against the true
-    configuration's), ``particle`` (the same slot by slot) or ``boltzmann``
+    ``energy_mode`` ``match`` (robust squared error of beta U_pair / N against the
+    true configuration's), ``particle`` (the same slot by slot) or ``boltzmann``
     (beta U_pair / N); the LJ continued linearly below ``energy_clip`` sigma;
     ``energy_kt`` = kT of the data, epsilon), ``gravity_weight`` * the gravitational
     energy above the lowest particle of the decoded positions aligned to the true ones,
