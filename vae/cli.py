@@ -150,6 +150,13 @@ def build_parser() -> ArgumentParser:
                    help="coord, pair2d: add W * the robust squared error of the gravitational "
                         "energy above the lowest particle, decoded positions aligned to "
                         "the true ones, over N kT (default 0)")
+    m.add_argument("--pr-weight", type=nonneg_float, metavar="W",
+                   help="add W * the W1 (sigma) between the decoded and true pair distances "
+                        "of each batch, per gamma (default 0)")
+    m.add_argument("--height-weight", type=nonneg_float, metavar="W",
+                   help="coord, pair2d: add W * the W1 (sigma) between the decoded (aligned) "
+                        "and true heights above the lowest particle of each batch, per "
+                        "gamma (default 0)")
     m.add_argument("--denoise", type=nonneg_float, metavar="SIGMA",
                    help="denoising: displace input positions by N(0, SIGMA^2) per axis "
                         "(default 0)")
@@ -195,6 +202,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("loss", "energy_mode"): args.energy_mode,
         ("loss", "energy_clip"): args.energy_clip, ("loss", "energy_kt"): args.energy_kt,
         ("loss", "gravity_weight"): args.gravity_weight,
+        ("loss", "pr_weight"): args.pr_weight, ("loss", "height_weight"): args.height_weight,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "seed"): args.seed,

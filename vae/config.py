@@ -251,7 +251,11 @@ class LossConfig:
     ``energy_kt`` = kT of the data, epsilon), ``gravity_weight`` * the gravitational
     energy above the lowest particle of the decoded positions aligned to the true ones,
     matched like the pair energy (:func:`vae.physical.gravity_loss`; decoders that place
-    particles only). ``denoise``: the
+    particles only), ``pr_weight`` * the W1 (sigma) between the batch's decoded and true
+    pair distances and ``height_weight`` * that between their heights above the lowest
+    particle, per gamma (:func:`vae.physical.pair_distribution_loss`,
+    :func:`vae.physical.height_distribution_loss`; the height term needs a decoder that
+    places particles). ``denoise``: the
     encoder sees positions displaced by N(0, denoise^2) per axis (sigma), the loss
     compares with the clean matrix (training only).
 
@@ -264,6 +268,7 @@ class LossConfig:
         energy_weight, energy_mode, energy_clip, energy_kt: the energy term (weight
             0 = off).
         gravity_weight: the gravity term (0 = off; uses ``energy_kt``).
+        pr_weight, height_weight: the batch distribution terms (0 = off).
     """
 
     form: str = "lambda"
@@ -278,6 +283,8 @@ class LossConfig:
     energy_clip: float = 0.9
     energy_kt: float = 0.75
     gravity_weight: float = 0.0
+    pr_weight: float = 0.0
+    height_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
@@ -285,7 +292,7 @@ class LossConfig:
         _check_float("loss.weight", self.weight, 0.0, hi, hi_open=self.form != "beta")
         _check_int("loss.kl_warmup_epochs", self.kl_warmup_epochs, 0)
         for name in ("overlap_weight", "chamfer_weight", "denoise", "energy_weight",
-                     "gravity_weight"):
+                     "gravity_weight", "pr_weight", "height_weight"):
             _check_float(f"loss.{name}", getattr(self, name), 0.0, math.inf, hi_open=True)
         _check_float("loss.overlap_radius", self.overlap_radius, 0.0, math.inf,
                      lo_open=True, hi_open=True)
@@ -354,13 +361,15 @@ class RunConfig:
                               f"{self.data.representation!r} representation (use "
                               f"{' or '.join(ok)})")
         lo = self.loss
-        if lo.gravity_weight and not _architectures()[self.model.arch].places_particles:
-            placing = [a.name for a in _architectures().values() if a.places_particles]
-            raise ConfigError(f"loss.gravity_weight: needs a decoder that places particles "
-                              f"({' or '.join(placing)}), got {self.model.arch!r}")
-        if (lo.overlap_weight or lo.chamfer_weight or lo.denoise or lo.energy_weight) and \
+        for name in ("gravity_weight", "height_weight"):
+            if getattr(lo, name) and not _architectures()[self.model.arch].places_particles:
+                placing = [a.name for a in _architectures().values() if a.places_particles]
+                raise ConfigError(f"loss.{name}: needs a decoder that places particles "
+                                  f"({' or '.join(placing)}), got {self.model.arch!r}")
+        if (lo.overlap_weight or lo.chamfer_weight or lo.denoise or lo.energy_weight
+                or lo.pr_weight) and \
                 self.data.representation != "distance":
-            raise ConfigError("loss: the overlap, Chamfer, energy and denoising terms need the "
+            raise ConfigError("loss: the overlap, Chamfer, energy, p(r) and denoising terms need the "
                               f"distance representation, got {self.data.representation!r}")
 
     @property

@@ -18,8 +18,9 @@ The KL weight can be ramped up linearly over the first epochs (KL warm-up).
 
 On distance matrices two more terms can be added (:mod:`vae.physical`): the overlap
 penalty of the decoded configuration, the Chamfer distance between sorted distance
-rows and the LJ energy term (``LossConfig.overlap_weight``, ``chamfer_weight``,
-``energy_weight``); ``recon`` stays the MSE.
+rows, the LJ energy term, the gravity term and the batch's pair-distance and height
+distributions (``LossConfig.overlap_weight``, ``chamfer_weight``, ``energy_weight``,
+``gravity_weight``, ``pr_weight``, ``height_weight``); ``recon`` stays the MSE.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from torch import Tensor
 
 from vae.config import LossConfig
 from vae.models import VAEOutput
-from vae.physical import energy_loss, gravity_loss, overlap_penalty, row_chamfer
+from vae.physical import (
+    energy_loss,
+    gravity_loss,
+    height_distribution_loss,
+    overlap_penalty,
+    pair_distribution_loss,
+    row_chamfer,
+)
 
 __all__ = ["LossParts", "kl_standard_normal", "kl_weight", "reconstruction_error", "vae_loss"]
 
@@ -119,5 +127,14 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
                              "true positions (coords) and gamma")
         total = total + cfg.gravity_weight * gravity_loss(out.coords * scale, coords * scale,
                                                           gamma, cfg.energy_kt)
+    if cfg.pr_weight > 0:
+        total = total + cfg.pr_weight * pair_distribution_loss(out.x_hat * scale, x * scale,
+                                                               gamma)
+    if cfg.height_weight > 0:
+        if out.coords is None or coords is None:
+            raise ValueError("the height term needs decoded positions (out.coords) and the "
+                             "true positions (coords)")
+        total = total + cfg.height_weight * height_distribution_loss(
+            out.coords * scale, coords * scale, gamma)
     return LossParts(total, r, kl, b)
 

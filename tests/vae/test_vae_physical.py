@@ -35,7 +35,9 @@ from vae.physical import (
     align_rigid,
     energy_loss,
     gravity_loss,
+    height_distribution_loss,
     overlap_penalty,
+    pair_distribution_loss,
     pair_distance_matrix,
     pair_energy_sum,
     particle_energies,
@@ -43,6 +45,7 @@ from vae.physical import (
     row_chamfer,
     soft_lj,
     sorted_rows,
+    wasserstein_1d,
 )
 from vae.priors import PRIORS, GammaInterpolationWarning
 from vae.training import prepare_data, train
@@ -283,6 +286,83 @@ def test_gravity_loss_gradient_is_finite_for_coincident_points():
     assert torch.isfinite(c.grad).all()
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_wasserstein_1d_equals_scipy(seed):
+    from scipy.stats import wasserstein_distance
+
+    r = np.random.default_rng(seed)
+    a, b = r.normal(0, 1, 500), r.gamma(2.0, 1.0, 500)
+    w = wasserstein_1d(torch.as_tensor(a), torch.as_tensor(b)).item()
+    assert w == pytest.approx(wasserstein_distance(a, b), rel=1e-12)
+    with pytest.raises(ValueError, match="equal size"):
+        wasserstein_1d(torch.zeros(3), torch.zeros(4))
+
+
+def _distribution_batch(seed, b=8):
+    r = np.random.default_rng(seed)
+    c = torch.as_tensor(r.uniform(0, 8, (b, N, 2)))
+    c_hat = c + torch.as_tensor(r.normal(0, 0.4, c.shape))
+    g = torch.as_tensor(np.repeat([0.1, 0.4, 0.7, 1.0], b // 4))
+    return c_hat, c, g
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pair_distribution_loss_is_w1_per_gamma_and_permutation_invariant(seed):
+    """The batch W1 of pair distances: scipy's W1 of each gamma's pooled distances,
+    weighted by the group sizes; unchanged under permuting the slots of any
+    configuration or the configurations within a gamma; changed when configurations
+    move between gammas (it is not pooled over gammas)."""
+    from scipy.stats import wasserstein_distance
+
+    c_hat, c, g = _distribution_batch(seed)
+    d_hat, d = pair_distance_matrix(c_hat), pair_distance_matrix(c)
+    loss = pair_distribution_loss(d_hat, d, g).item()
+    iu = np.triu_indices(N, 1)
+    ref = np.mean([wasserstein_distance(d_hat[g == gv][:, iu[0], iu[1]].ravel().numpy(),
+                                        d[g == gv][:, iu[0], iu[1]].ravel().numpy())
+                   for gv in np.unique(g)])
+    assert loss == pytest.approx(ref, rel=1e-10)
+    r = np.random.default_rng(seed + 100)
+    perm_slots = torch.as_tensor(r.permutation(N))
+    within = torch.as_tensor(np.concatenate([r.permutation(2) + 2 * k for k in range(4)]))
+    c_perm = c_hat[within][:, perm_slots]
+    assert pair_distribution_loss(pair_distance_matrix(c_perm), d, g).item() == \
+        pytest.approx(loss, rel=1e-10)
+    assert pair_distribution_loss(d, d, g).item() == 0.0
+    across = torch.as_tensor(np.roll(np.arange(8), 2))
+    assert pair_distribution_loss(d_hat[across], d, g).item() != pytest.approx(loss, rel=1e-3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_height_distribution_loss_ignores_the_decoded_frame(seed):
+    """Zero for a rigidly moved (rotated, reflected, translated) copy of the true
+    positions; scipy's W1 of the heights above the lowest particle otherwise."""
+    from scipy.stats import wasserstein_distance
+
+    c_hat, c, g = _distribution_batch(seed)
+    r = np.random.default_rng(seed)
+    th = r.uniform(0, 2 * np.pi)
+    rot = torch.as_tensor([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    moved = (c * torch.as_tensor([-1.0, 1.0])) @ rot.T + torch.as_tensor(r.normal(0, 5, 2))
+    assert height_distribution_loss(moved, c, g).item() == pytest.approx(0.0, abs=1e-9)
+    y_hat = align_rigid(c_hat, c)[..., 1]
+    h_hat = (y_hat - y_hat.min(1, keepdim=True).values).numpy()
+    h = (c[..., 1] - c[..., 1].min(1, keepdim=True).values).numpy()
+    ref = np.mean([wasserstein_distance(h_hat[g == gv].ravel(), h[g == gv].ravel())
+                   for gv in np.unique(g)])
+    assert height_distribution_loss(c_hat, c, g).item() == pytest.approx(ref, rel=1e-10)
+
+
+def test_distribution_losses_give_finite_gradients():
+    c_hat, c, g = _distribution_batch(0)
+    c_hat = c_hat.clone().requires_grad_()
+    c_hat.data[0, 1] = c_hat.data[0, 0]  # coincident points
+    loss = pair_distribution_loss(pair_distance_matrix(c_hat), pair_distance_matrix(c), g) \
+        + height_distribution_loss(c_hat, c, g)
+    loss.backward()
+    assert torch.isfinite(c_hat.grad).all() and c_hat.grad.abs().sum() > 0
+
+
 def test_physics_terms_are_validated():
     with pytest.raises(ConfigError, match="loss.overlap_weight"):
         LossConfig(overlap_weight=-1.0)
@@ -295,6 +375,18 @@ def test_physics_terms_are_validated():
     with pytest.raises(ConfigError, match="loss.gravity_weight"):
         RunConfig(DataConfig(), ModelConfig(arch="pair"), LossConfig(gravity_weight=1.0))
     RunConfig(DataConfig(), ModelConfig(arch="coord"), LossConfig(gravity_weight=1.0))
+    with pytest.raises(ConfigError, match="loss.pr_weight"):
+        LossConfig(pr_weight=float("nan"))
+    with pytest.raises(ConfigError, match="loss.height_weight"):
+        RunConfig(DataConfig(), ModelConfig(arch="pair"), LossConfig(height_weight=1.0))
+    with pytest.raises(ConfigError, match="p\\(r\\)"):
+        RunConfig(DataConfig(representation="coords"), ModelConfig(arch="fc"),
+                  LossConfig(pr_weight=0.1))
+    with pytest.raises(ValueError, match="height term"):
+        cfg = _cfg(height_weight=1.0)
+        model = build_model(cfg, N, BOX)
+        x = torch.rand(2, 1, N, N)
+        vae_loss(model(x), x, cfg.loss, scale=SCALE)
     with pytest.raises(ValueError, match="gravity term"):
         cfg = _cfg(gravity_weight=1.0)
         model = build_model(cfg, N, BOX)
