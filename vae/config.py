@@ -369,8 +369,9 @@ class RunConfig:
         if (lo.overlap_weight or lo.chamfer_weight or lo.denoise or lo.energy_weight
                 or lo.pr_weight) and \
                 self.data.representation != "distance":
-            raise ConfigError("loss: the overlap, Chamfer, energy, p(r) and denoising terms need the "
-                              f"distance representation, got {self.data.representation!r}")
+            raise ConfigError("loss: the overlap, Chamfer, energy, p(r) and denoising terms "
+                              "need the distance representation, got "
+                              f"{self.data.representation!r}")
 
     @property
     def recon(self) -> str:
