@@ -505,3 +505,37 @@ def test_energy_term_lowers_the_energy_error_in_a_short_training(data_file, tmp_
     assert np.mean(err[0.0]) - np.mean(err[1.0]) > 1.25, res
     assert max(err[1.0]) < min(err[0.0]), res
     assert max(r[1] for r in res[1.0]) <= 0.05, res
+
+
+def _decoded_pr_w1(cfg, data, tmp_path, name):
+    """W1 (sigma) between the pair distances of decoded (z = mu_z) and true test
+    configurations, per gamma, averaged over the gammas (scipy's W1)."""
+    from scipy.stats import wasserstein_distance
+
+    res = train(cfg, data, tmp_path / name, progress=False)
+    te = data.split.test
+    g = data.gamma[te]
+    with torch.no_grad():
+        x = torch.as_tensor(data.x[te])
+        mu, _ = res.model.encode(x)
+        d = res.model.decode(mu, gamma=torch.as_tensor(g, dtype=torch.float32))
+    d, xt = d[:, 0].numpy() * SCALE, x[:, 0].numpy() * SCALE
+    iu = np.triu_indices(N, 1)
+    return float(np.mean([wasserstein_distance(d[g == v][:, iu[0], iu[1]].ravel(),
+                                               xt[g == v][:, iu[0], iu[1]].ravel())
+                          for v in np.unique(g)]))
+
+
+def test_pair_distribution_term_brings_decoded_p_of_r_to_the_data_in_a_short_training(
+        data_file, tmp_path):
+    """p(r) W1 of decoded test configurations after 15 epochs (coord, gamma to the
+    decoder, overlap penalty 0.3), the p(r) term of weight 1 against none. Measured
+    (seeds 0, 1, 2): without 0.209, 0.242, 0.188 (sd 0.027); with 0.054, 0.050, 0.062.
+    Two seeds per arm: the difference of the means has sd ~0.027 / sqrt(2) = 0.02 from
+    the arm without, so it must exceed 4 sd = 0.08 (measured 0.17)."""
+    torch.set_num_threads(1)
+    data = prepare_data(_cfg(), [data_file])
+    w1 = {w: [_decoded_pr_w1(_cfg(True, epochs=15, seed=s, overlap_weight=0.3, pr_weight=w),
+                             data, tmp_path, f"pr{w}_{s}") for s in (0, 1)] for w in (0.0, 1.0)}
+    assert np.mean(w1[0.0]) - np.mean(w1[1.0]) > 0.08, w1
+    assert max(w1[1.0]) < min(w1[0.0]), w1
