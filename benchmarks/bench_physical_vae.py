@@ -89,8 +89,9 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     ``ovWrR`` names another); ``ch`` = row Chamfer (weight 1); ``dn`` = denoising
     (0.05 sigma); ``emW`` / ``epW`` / ``ebW`` = the LJ energy term of weight W in mode
     match / particle / boltzmann (``...cR``: linear core below R sigma instead of 0.9);
-    ``gvW`` = the gravity term of weight W; ``prW`` / ``hyW`` = the batch W1 of pair
-    distances / of heights of weight W; e.g. ``coord+g+ov0.3+em0.01+gv0.1+pr0.1``.
+    ``gvW`` = the gravity term of weight W; ``prW`` / ``hyW`` / ``edW`` = the batch W1
+    of pair distances / of heights / of pair energies per particle of weight W; e.g.
+    ``coord+g+ov0.3+em0.01+gv0.1+pr0.1``.
     """
     arch, *tokens = name.split("+")
     if arch not in ("pair", "coord", "pair2d"):
@@ -100,7 +101,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
         m = re.fullmatch(r"ov([0-9.e-]+)(?:r([0-9.]+))?", tok)
         e = re.fullmatch(r"(em|ep|eb)([0-9.e-]+)(?:c([0-9.]+))?", tok)
         gv = re.fullmatch(r"gv([0-9.e-]+)", tok)
-        dist = re.fullmatch(r"(pr|hy)([0-9.e-]+)", tok)
+        dist = re.fullmatch(r"(pr|hy|ed)([0-9.e-]+)", tok)
         if tok == "g":
             model["decoder_gamma"] = True
         elif tok == "ch":
@@ -114,7 +115,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
         elif gv:
             loss["gravity_weight"] = float(gv[1])
         elif dist:
-            loss["pr_weight" if dist[1] == "pr" else "height_weight"] = float(dist[2])
+            loss[{"pr": "pr_weight", "hy": "height_weight",
+                  "ed": "energy_dist_weight"}[dist[1]]] = float(dist[2])
         elif e:
             loss["energy_mode"], loss["energy_weight"] = _ENERGY_TOKENS[e[1]], float(e[2])
             if e[3]:

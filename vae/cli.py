@@ -153,6 +153,9 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--pr-weight", type=nonneg_float, metavar="W",
                    help="add W * the W1 (sigma) between the decoded and true pair distances "
                         "of each batch, per gamma (default 0)")
+    m.add_argument("--energy-dist-weight", type=nonneg_float, metavar="W",
+                   help="add W * the W1 (epsilon) between the decoded and true pair energies "
+                        "per particle of each batch, per gamma (default 0)")
     m.add_argument("--height-weight", type=nonneg_float, metavar="W",
                    help="coord, pair2d: add W * the W1 (sigma) between the decoded (aligned) "
                         "and true heights above the lowest particle of each batch, per "
@@ -203,6 +206,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("loss", "energy_clip"): args.energy_clip, ("loss", "energy_kt"): args.energy_kt,
         ("loss", "gravity_weight"): args.gravity_weight,
         ("loss", "pr_weight"): args.pr_weight, ("loss", "height_weight"): args.height_weight,
+        ("loss", "energy_dist_weight"): args.energy_dist_weight,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "seed"): args.seed,

@@ -255,7 +255,8 @@ class LossConfig:
     pair distances and ``height_weight`` * that between their heights above the lowest
     particle, per gamma (:func:`vae.physical.pair_distribution_loss`,
     :func:`vae.physical.height_distribution_loss`; the height term needs a decoder that
-    places particles). ``denoise``: the
+    places particles); ``energy_dist_weight`` * the W1 between their pair energies per
+    particle (:func:`vae.physical.energy_distribution_loss`). ``denoise``: the
     encoder sees positions displaced by N(0, denoise^2) per axis (sigma), the loss
     compares with the clean matrix (training only).
 
@@ -268,7 +269,8 @@ class LossConfig:
         energy_weight, energy_mode, energy_clip, energy_kt: the energy term (weight
             0 = off).
         gravity_weight: the gravity term (0 = off; uses ``energy_kt``).
-        pr_weight, height_weight: the batch distribution terms (0 = off).
+        pr_weight, height_weight, energy_dist_weight: the batch distribution terms
+            (0 = off).
     """
 
     form: str = "lambda"
@@ -285,6 +287,7 @@ class LossConfig:
     gravity_weight: float = 0.0
     pr_weight: float = 0.0
     height_weight: float = 0.0
+    energy_dist_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
@@ -292,7 +295,8 @@ class LossConfig:
         _check_float("loss.weight", self.weight, 0.0, hi, hi_open=self.form != "beta")
         _check_int("loss.kl_warmup_epochs", self.kl_warmup_epochs, 0)
         for name in ("overlap_weight", "chamfer_weight", "denoise", "energy_weight",
-                     "gravity_weight", "pr_weight", "height_weight"):
+                     "gravity_weight", "pr_weight", "height_weight",
+                     "energy_dist_weight"):
             _check_float(f"loss.{name}", getattr(self, name), 0.0, math.inf, hi_open=True)
         _check_float("loss.overlap_radius", self.overlap_radius, 0.0, math.inf,
                      lo_open=True, hi_open=True)
@@ -367,7 +371,7 @@ class RunConfig:
                 raise ConfigError(f"loss.{name}: needs a decoder that places particles "
                                   f"({' or '.join(placing)}), got {self.model.arch!r}")
         if (lo.overlap_weight or lo.chamfer_weight or lo.denoise or lo.energy_weight
-                or lo.pr_weight) and \
+                or lo.pr_weight or lo.energy_dist_weight) and \
                 self.data.representation != "distance":
             raise ConfigError("loss: the overlap, Chamfer, energy, p(r) and denoising terms "
                               "need the distance representation, got "

@@ -20,7 +20,8 @@ On distance matrices two more terms can be added (:mod:`vae.physical`): the over
 penalty of the decoded configuration, the Chamfer distance between sorted distance
 rows, the LJ energy term, the gravity term and the batch's pair-distance and height
 distributions (``LossConfig.overlap_weight``, ``chamfer_weight``, ``energy_weight``,
-``gravity_weight``, ``pr_weight``, ``height_weight``); ``recon`` stays the MSE.
+``gravity_weight``, ``pr_weight``, ``height_weight``, ``energy_dist_weight``);
+``recon`` stays the MSE.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch import Tensor
 from vae.config import LossConfig
 from vae.models import VAEOutput
 from vae.physical import (
+    energy_distribution_loss,
     energy_loss,
     gravity_loss,
     height_distribution_loss,
@@ -130,6 +132,9 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     if cfg.pr_weight > 0:
         total = total + cfg.pr_weight * pair_distribution_loss(out.x_hat * scale, x * scale,
                                                                gamma)
+    if cfg.energy_dist_weight > 0:
+        total = total + cfg.energy_dist_weight * energy_distribution_loss(
+            out.x_hat * scale, x * scale, gamma, cfg.energy_clip)
     if cfg.height_weight > 0:
         if out.coords is None or coords is None:
             raise ValueError("the height term needs decoded positions (out.coords) and the "

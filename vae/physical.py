@@ -56,7 +56,8 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   between their heights above the lowest particle (decoded positions aligned as for
   the gravity term), per gamma in the batch: the quantities the generation targets
   measure. In 1D, W1 between two equal-size samples is the mean absolute difference of
-  their sorted values, differentiable through the sort.
+  their sorted values, differentiable through the sort. :func:`energy_distribution_loss`
+  does the same for the configurations' pair energies per particle.
 
 Denoising (seed 000) is done by the training loop (:mod:`vae.training`): the encoder
 sees the distance matrix of positions displaced by N(0, s^2) per axis, the loss
@@ -80,7 +81,7 @@ __all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_
            "overlap_penalty", "row_chamfer", "sorted_rows", "ENERGY_MODES", "LJ_CUTOFF",
            "soft_lj", "pair_energy_sum", "particle_energies", "energy_loss", "align_rigid",
            "gravity_loss", "wasserstein_1d", "pair_distribution_loss",
-           "height_distribution_loss"]
+           "height_distribution_loss", "energy_distribution_loss"]
 
 #: The data's LJ cutoff, sigma (cut, not shifted; docs/reference.md section 1).
 LJ_CUTOFF = 3.0
@@ -316,6 +317,25 @@ def height_distribution_loss(c_hat_sigma: Tensor, c_sigma: Tensor,
     y = c_sigma[..., 1]
     return _per_gamma(y_hat - y_hat.min(1, keepdim=True).values,
                       y - y.min(1, keepdim=True).values, gamma)
+
+
+def energy_distribution_loss(d_hat_sigma: Tensor, d_sigma: Tensor,
+                             gamma: Tensor | float | None = None, r_clip: float = 0.9
+                             ) -> Tensor:
+    """W1 (epsilon per particle) between the pair energies per particle U_pair / N
+    (:func:`pair_energy_sum`, the LJ continued linearly below ``r_clip``) of the batch's
+    decoded and true configurations, per gamma: the spread of the energies, which the
+    per-configuration match of :func:`energy_loss` lets shrink to their mean. A 0-d
+    tensor.
+
+    Args:
+        d_hat_sigma, d_sigma: (B, [1,] N, N) decoded and true distance matrices, sigma.
+        gamma: (B,) field strengths (None or a scalar: one group).
+        r_clip: the linear core's radius of :func:`soft_lj`, sigma.
+    """
+    n = d_sigma.shape[-1]
+    return _per_gamma(pair_energy_sum(d_hat_sigma, r_clip) / n,
+                      pair_energy_sum(d_sigma, r_clip) / n, gamma)
 
 
 def sorted_rows(d: Tensor) -> Tensor:

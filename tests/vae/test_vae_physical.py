@@ -33,6 +33,7 @@ from vae.models import build_model
 from vae.physical import (
     LJ_CUTOFF,
     align_rigid,
+    energy_distribution_loss,
     energy_loss,
     gravity_loss,
     height_distribution_loss,
@@ -353,12 +354,31 @@ def test_height_distribution_loss_ignores_the_decoded_frame(seed):
     assert height_distribution_loss(c_hat, c, g).item() == pytest.approx(ref, rel=1e-10)
 
 
+def test_energy_distribution_loss_is_w1_of_mcsim_energies_per_gamma(rng):
+    """W1 of the configurations' LJ pair energies per particle (mcsim's energies on
+    configurations without close pairs), per gamma, weighted by the group sizes."""
+    from scipy.stats import wasserstein_distance
+
+    pot = Potential("lj", cutoff=LJ_CUTOFF)
+    a, b = _lattice_configurations(rng, 8), _lattice_configurations(rng, 8, jitter=0.2)
+    g = np.repeat([0.4, 1.0], 4)
+    u_a, u_b = total_energy(a, 0.0, pot) / N, total_energy(b, 0.0, pot) / N
+    ref = np.mean([wasserstein_distance(u_a[g == v], u_b[g == v]) for v in (0.4, 1.0)])
+    da = pair_distance_matrix(torch.as_tensor(a))
+    db = pair_distance_matrix(torch.as_tensor(b))
+    got = energy_distribution_loss(da, db, torch.as_tensor(g)).item()
+    assert got == pytest.approx(ref, rel=1e-9)
+    assert energy_distribution_loss(da, da[torch.as_tensor([1, 0, 3, 2, 5, 4, 7, 6])],
+                                    torch.as_tensor(g)).item() == pytest.approx(0, abs=1e-12)
+
+
 def test_distribution_losses_give_finite_gradients():
     c_hat, c, g = _distribution_batch(0)
     c_hat = c_hat.clone().requires_grad_()
     c_hat.data[0, 1] = c_hat.data[0, 0]  # coincident points
-    loss = pair_distribution_loss(pair_distance_matrix(c_hat), pair_distance_matrix(c), g) \
-        + height_distribution_loss(c_hat, c, g)
+    d_hat, d = pair_distance_matrix(c_hat), pair_distance_matrix(c)
+    loss = pair_distribution_loss(d_hat, d, g) + height_distribution_loss(c_hat, c, g) \
+        + energy_distribution_loss(d_hat, d, g)
     loss.backward()
     assert torch.isfinite(c_hat.grad).all() and c_hat.grad.abs().sum() > 0
 
