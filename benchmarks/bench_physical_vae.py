@@ -91,7 +91,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     match / particle / boltzmann (``...cR``: linear core below R sigma instead of 0.9);
     ``gvW`` = the gravity term of weight W; ``prW`` / ``hyW`` / ``edW`` = the batch W1
     of pair distances / of heights / of pair energies per particle of weight W; e.g.
-    ``coord+g+ov0.3+em0.01+gv0.1+pr0.1``.
+    ``coord+g+ov0.3+em0.01+gv0.1+pr0.1``. Training tokens (:func:`train_settings`):
+    ``gcV`` = gradient clipping at norm V, ``lrp`` = the ``plateau`` LR schedule.
     """
     arch, *tokens = name.split("+")
     if arch not in ("pair", "coord", "pair2d"):
@@ -106,6 +107,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             model["decoder_gamma"] = True
         elif tok == "ch":
             loss["chamfer_weight"] = 1.0
+        elif re.fullmatch(r"gc[0-9.e-]+|lrp", tok):
+            continue  # training settings: train_settings
         elif tok == "dn":
             loss["denoise"] = 0.05
         elif m:
@@ -126,6 +129,17 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     return model, loss
 
 
+def train_settings(name: str) -> dict:
+    """The TrainConfig fields a variant name sets (``gcV``, ``lrp``)."""
+    out: dict = {}
+    for tok in name.split("+")[1:]:
+        if m := re.fullmatch(r"gc([0-9.e-]+)", tok):
+            out["grad_clip"] = float(m[1])
+        elif tok == "lrp":
+            out["lr_schedule"] = "plateau"
+    return out
+
+
 def _variant(name: str) -> str:
     """argparse type: a variant name :func:`parse_variant` reads."""
     try:
@@ -143,7 +157,7 @@ def _config(name: str, args) -> RunConfig:
     model, loss = parse_variant(name)
     return RunConfig(DataConfig(max_per_gamma=args.max_per_gamma), ModelConfig(**model),
                      LossConfig(**loss), TrainConfig(epochs=args.epochs, patience=args.patience,
-                                                     seed=args.seed))
+                                                     seed=args.seed, **train_settings(name)))
 
 
 class Placer:

@@ -170,6 +170,8 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--patience", type=nonneg_int,
                    help="early-stopping patience in epochs, 0 = off (default 10)")
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="default none")
+    t.add_argument("--grad-clip", type=nonneg_float, metavar="NORM",
+                   help="clip each step's gradient to this global L2 norm (default 0: off)")
     t.add_argument("--seed", type=nonneg_int, help="training seed (default 0)")
     t.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                    help=f"CPU threads for torch, numba and BLAS (default {DEFAULT_THREADS})")
@@ -209,7 +211,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("loss", "energy_dist_weight"): args.energy_dist_weight,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
-        ("train", "lr_schedule"): args.lr_schedule, ("train", "seed"): args.seed,
+        ("train", "lr_schedule"): args.lr_schedule, ("train", "grad_clip"): args.grad_clip,
+        ("train", "seed"): args.seed,
         ("train", "device"): args.device,
     }
     for (sec, key), v in sets.items():

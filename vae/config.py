@@ -322,6 +322,8 @@ class TrainConfig:
             epochs) or ``cosine`` (cosine decay to lr/100 over ``epochs``).
         seed: seed of weight initialisation, shuffling and reparameterisation noise.
         device: ``cpu`` or ``cuda``.
+        grad_clip: rescale each step's gradient to at most this global L2 norm
+            (``torch.nn.utils.clip_grad_norm_``); 0 = off.
     """
 
     epochs: int = 100
@@ -332,6 +334,7 @@ class TrainConfig:
     lr_schedule: str = "none"
     seed: int = 0
     device: str = "cpu"
+    grad_clip: float = 0.0
 
     def __post_init__(self) -> None:
         _check_int("train.epochs", self.epochs, 1)
@@ -342,6 +345,7 @@ class TrainConfig:
         _check_choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _check_int("train.seed", self.seed, 0)
         _check_choice("train.device", self.device, ("cpu", "cuda"))
+        _check_float("train.grad_clip", self.grad_clip, 0.0, math.inf, hi_open=True)
 
 
 @dataclass

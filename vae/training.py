@@ -447,6 +447,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
                                  coords=cb, gamma=g_train[idx])
                 opt.zero_grad(set_to_none=True)
                 parts.total.backward()
+                if t.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 opt.step()
                 w = xb.shape[0]
                 sums += torch.tensor([parts.total.item(), parts.recon.item(),
