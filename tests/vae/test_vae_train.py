@@ -11,7 +11,7 @@ import torch
 
 from mcsim.io import write_dataset
 from vae.checkpoint import CheckpointError, load_checkpoint, load_model
-from vae.config import DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
+from vae.config import ConfigError, DataConfig, LossConfig, ModelConfig, RunConfig, TrainConfig
 from vae.latent import active_dimensions, gamma_probe, kl_per_dimension, latent_pca
 from vae.models import build_model
 from vae.training import RunDirError, evaluate, prepare_data, train
@@ -93,6 +93,34 @@ def test_resume_refuses_other_settings_or_data(data_file, tmp_path):
     data.info.fingerprint = "0" * 16
     with pytest.raises(Exception, match="fingerprint"):
         train(_cfg(epochs=2), data, tmp_path / "r", resume=True, progress=False)
+
+
+def test_gradient_clipping_bounds_every_step(data_file, tmp_path, monkeypatch):
+    """train.grad_clip: the optimiser only ever sees gradients of global norm <= the
+    clip (recorded at each step), and the clip is what limits them (without it the
+    same steps have larger norms)."""
+    from vae import training
+
+    data = prepare_data(_cfg(), [data_file])
+    norms: list[float] = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *a, **k):
+        sq = sum(float(p.grad.pow(2).sum()) for g in self.param_groups for p in g["params"]
+                 if p.grad is not None)
+        norms.append(sq ** 0.5)
+        return step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    training.train(_cfg(epochs=1), data, tmp_path / "free", progress=False)
+    free, norms[:] = list(norms), []
+    clip = 0.5 * float(np.median(free))
+    training.train(_cfg(epochs=1, grad_clip=clip), data, tmp_path / "clip", progress=False)
+    assert len(norms) == len(free) > 0
+    assert max(norms) <= clip * (1 + 1e-5), (max(norms), clip)
+    assert max(free) > 1.5 * clip
+    with pytest.raises(ConfigError, match="train.grad_clip"):
+        TrainConfig(grad_clip=-1.0)
 
 
 def test_early_stopping_and_lr_schedule(data_file, tmp_path):
