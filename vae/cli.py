@@ -156,6 +156,10 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--energy-dist-weight", type=nonneg_float, metavar="W",
                    help="add W * the W1 (epsilon) between the decoded and true pair energies "
                         "per particle of each batch, per gamma (default 0)")
+    m.add_argument("--box-weight", type=nonneg_float, metavar="W",
+                   help="coord, pair2d: add W * the squared distance (sigma^2) by which the "
+                        "decoded positions, aligned to the true ones, leave the box "
+                        "(default 0)")
     m.add_argument("--height-weight", type=nonneg_float, metavar="W",
                    help="coord, pair2d: add W * the W1 (sigma) between the decoded (aligned) "
                         "and true heights above the lowest particle of each batch, per "
@@ -209,6 +213,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("loss", "gravity_weight"): args.gravity_weight,
         ("loss", "pr_weight"): args.pr_weight, ("loss", "height_weight"): args.height_weight,
         ("loss", "energy_dist_weight"): args.energy_dist_weight,
+        ("loss", "box_weight"): args.box_weight,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "grad_clip"): args.grad_clip,

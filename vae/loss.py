@@ -20,7 +20,8 @@ On distance matrices two more terms can be added (:mod:`vae.physical`): the over
 penalty of the decoded configuration, the Chamfer distance between sorted distance
 rows, the LJ energy term, the gravity term and the batch's pair-distance and height
 distributions (``LossConfig.overlap_weight``, ``chamfer_weight``, ``energy_weight``,
-``gravity_weight``, ``pr_weight``, ``height_weight``, ``energy_dist_weight``);
+``gravity_weight``, ``pr_weight``, ``height_weight``, ``energy_dist_weight``,
+``box_weight``);
 ``recon`` stays the MSE.
 """
 
@@ -34,6 +35,7 @@ from torch import Tensor
 from vae.config import LossConfig
 from vae.models import VAEOutput
 from vae.physical import (
+    box_loss,
     energy_distribution_loss,
     energy_loss,
     gravity_loss,
@@ -97,7 +99,7 @@ def reconstruction_error(out: VAEOutput, x: Tensor, kind: str = "mse") -> Tensor
 
 def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
              epoch: int | None = None, scale: float = 1.0, coords: Tensor | None = None,
-             gamma: Tensor | None = None) -> LossParts:
+             gamma: Tensor | None = None, box: float | None = None) -> LossParts:
     """The loss of a batch.
 
     Args:
@@ -110,6 +112,7 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         coords: (B, N, 2) true positions in the sort order of ``x``, input units, box
             frame (for the gravity term).
         gamma: (B,) field strengths (for the gravity term).
+        box: the box side L, sigma (for the box term).
     """
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)
@@ -135,6 +138,11 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     if cfg.energy_dist_weight > 0:
         total = total + cfg.energy_dist_weight * energy_distribution_loss(
             out.x_hat * scale, x * scale, gamma, cfg.energy_clip)
+    if cfg.box_weight > 0:
+        if out.coords is None or coords is None or box is None:
+            raise ValueError("the box term needs decoded positions (out.coords), the true "
+                             "positions (coords) and the box")
+        total = total + cfg.box_weight * box_loss(out.coords * scale, coords * scale, box)
     if cfg.height_weight > 0:
         if out.coords is None or coords is None:
             raise ValueError("the height term needs decoded positions (out.coords) and the "

@@ -58,6 +58,8 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   measure. In 1D, W1 between two equal-size samples is the mean absolute difference of
   their sorted values, differentiable through the sort. :func:`energy_distribution_loss`
   does the same for the configurations' pair energies per particle.
+* :func:`box_loss`: the squared distance by which the decoded positions, aligned to the
+  true ones, leave the box (a decoded shape wider than the box cannot be placed).
 
 Denoising (seed 000) is done by the training loop (:mod:`vae.training`): the encoder
 sees the distance matrix of positions displaced by N(0, s^2) per axis, the loss
@@ -81,7 +83,7 @@ __all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_
            "overlap_penalty", "row_chamfer", "sorted_rows", "ENERGY_MODES", "LJ_CUTOFF",
            "soft_lj", "pair_energy_sum", "particle_energies", "energy_loss", "align_rigid",
            "gravity_loss", "wasserstein_1d", "pair_distribution_loss",
-           "height_distribution_loss", "energy_distribution_loss"]
+           "height_distribution_loss", "energy_distribution_loss", "box_loss"]
 
 #: The data's LJ cutoff, sigma (cut, not shifted; docs/reference.md section 1).
 LJ_CUTOFF = 3.0
@@ -260,6 +262,21 @@ def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float 
     e_hat = (y_hat - y_hat.min(1, keepdim=True).values).sum(1)
     e = (y - y.min(1, keepdim=True).values).sum(1)
     return _robust_square(g * (e_hat - e) / (y.shape[1] * kt)).mean()
+
+
+def box_loss(c_hat_sigma: Tensor, c_sigma: Tensor, box: float) -> Tensor:
+    """mean_b sum_i |c^_i - clip(c^_i, 0, L)|^2 (sigma^2) of the decoded positions
+    aligned to the true ones (:func:`align_rigid`): how far the decoded shape, put where
+    the true configuration lies, reaches out of the L x L box (zero inside). A shape
+    wider than the box has no placement in it. A 0-d tensor.
+
+    Args:
+        c_hat_sigma: (B, N, 2) decoded slot positions, sigma, any rigid frame.
+        c_sigma: (B, N, 2) the true positions in the same sort order, sigma, box frame.
+        box: the box side L, sigma.
+    """
+    a = align_rigid(c_hat_sigma, c_sigma)
+    return (F.relu(-a).pow(2) + F.relu(a - float(box)).pow(2)).sum((1, 2)).mean()
 
 
 def wasserstein_1d(a: Tensor, b: Tensor) -> Tensor:

@@ -147,13 +147,15 @@ def prepare_data(cfg: RunConfig, files: list[str | os.PathLike]) -> PreparedData
 @torch.no_grad()
 def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024,
              gamma: torch.Tensor | None = None, scale: float = 1.0,
-             coords: torch.Tensor | None = None) -> dict[str, float]:
+             coords: torch.Tensor | None = None, box: float | None = None
+             ) -> dict[str, float]:
     """Mean loss parts over a data set with z = mu_z and the full KL weight.
 
     Args:
         x: (M, *input_shape) inputs on the model's device.
         gamma: (M,) field strengths (needed by decoders that take gamma).
         scale: input length unit in sigma (overlap, energy and gravity terms).
+        box: the box side, sigma (box term).
         coords: (M, N, 2) sorted true positions, input units (gravity term).
 
     Returns:
@@ -168,7 +170,7 @@ def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024
         gb = None if gamma is None else gamma[a:a + batch_size]
         cb = None if coords is None else coords[a:a + batch_size]
         parts = vae_loss(model(xb, sample=False, gamma=gb), xb, cfg.loss, recon=cfg.recon,
-                         scale=scale, coords=cb, gamma=gb)
+                         scale=scale, coords=cb, gamma=gb, box=box)
         w = xb.shape[0]
         sums["loss"] += parts.total.item() * w
         sums["recon"] += parts.recon.item() * w
@@ -333,7 +335,8 @@ def _sorted_coordinates(data: PreparedData, cfg: RunConfig, device) -> torch.Ten
     """(M, N, 2) sorted positions in input units, box frame, when a loss term needs them
     (denoising, the gravity and height terms), else None."""
     lo = cfg.loss
-    if not (lo.denoise > 0 or lo.gravity_weight > 0 or lo.height_weight > 0):
+    if not (lo.denoise > 0 or lo.gravity_weight > 0 or lo.height_weight > 0
+            or lo.box_weight > 0):
         return None
     return torch.as_tensor(coordinates(data.positions, data.info.box, cfg.data.sort,
                                        cfg.data.scaling), device=device)
@@ -444,7 +447,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
                     if cfg.loss.denoise > 0 else xb
                 out = model(x_in, generator=g_noise, gamma=g_train[idx])
                 parts = vae_loss(out, xb, cfg.loss, recon=cfg.recon, epoch=epoch, scale=scale,
-                                 coords=cb, gamma=g_train[idx])
+                                 coords=cb, gamma=g_train[idx], box=data.info.box)
                 opt.zero_grad(set_to_none=True)
                 parts.total.backward()
                 if t.grad_clip > 0:
@@ -461,7 +464,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             inner.close()
             train_time = time.perf_counter() - t0
             tr = (sums / n_train).tolist()
-            val = evaluate(model, x_val, cfg, gamma=g_val, scale=scale, coords=c_val)
+            val = evaluate(model, x_val, cfg, gamma=g_val, scale=scale, coords=c_val,
+                           box=data.info.box)
             if not (math.isfinite(tr[0]) and math.isfinite(val["loss"])):
                 raise UserError(f"training diverged at epoch {epoch} (loss is not finite); "
                                 "try a smaller --lr")
@@ -529,7 +533,7 @@ def test_metrics(model: VAE, data: PreparedData, cfg: RunConfig, split: Split,
         return None if c_all is None else c_all[idx]
 
     res = evaluate(model, x_all[split.test], cfg, gamma=g_all[split.test], scale=scale,
-                   coords=_c(split.test))
+                   coords=_c(split.test), box=data.info.box)
     out: dict[str, Any] = {"test_loss": res["loss"], "test_recon": res["recon"],
                            "test_kl": res["kl"], "n_test": int(split.test.size),
                            "recon": cfg.recon}
@@ -543,7 +547,7 @@ def test_metrics(model: VAE, data: PreparedData, cfg: RunConfig, split: Split,
     for g in np.unique(g_test):
         idx = split.test[g_test == g]
         per[f"{g:g}"] = evaluate(model, x_all[idx], cfg, gamma=g_all[idx], scale=scale,
-                                 coords=_c(idx))["recon"]
+                                 coords=_c(idx), box=data.info.box)["recon"]
     out["test_recon_per_gamma"] = per
     return out
 

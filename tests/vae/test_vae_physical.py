@@ -33,6 +33,7 @@ from vae.models import build_model
 from vae.physical import (
     LJ_CUTOFF,
     align_rigid,
+    box_loss,
     energy_distribution_loss,
     energy_loss,
     gravity_loss,
@@ -370,6 +371,22 @@ def test_energy_distribution_loss_is_w1_of_mcsim_energies_per_gamma(rng):
     assert got == pytest.approx(ref, rel=1e-9)
     assert energy_distribution_loss(da, da[torch.as_tensor([1, 0, 3, 2, 5, 4, 7, 6])],
                                     torch.as_tensor(g)).item() == pytest.approx(0, abs=1e-12)
+
+
+def test_box_loss_is_zero_inside_and_the_squared_overhang_outside(rng):
+    """Aligned copies of configurations inside the box cost nothing, whatever the
+    decoded frame; moving one particle d sigma past a wall costs d^2 (the alignment of
+    the other particles barely moves for small d, so compare with the direct sum)."""
+    c = torch.as_tensor(rng.uniform(0.5, BOX - 0.5, (4, N, 2)))
+    th = 0.7
+    rot = torch.as_tensor([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    assert box_loss(c @ rot.T + 3.0, c, BOX).item() == pytest.approx(0.0, abs=1e-20)
+    out = c.clone()
+    out[:, 0, 0] = -0.8  # a particle 0.8 sigma beyond the left wall
+    a = align_rigid(out, c)
+    direct = (torch.relu(-a).pow(2) + torch.relu(a - BOX).pow(2)).sum((1, 2)).mean()
+    assert box_loss(out, c, BOX).item() == pytest.approx(direct.item(), rel=1e-12)
+    assert box_loss(out, c, BOX).item() > 0.1
 
 
 def test_distribution_losses_give_finite_gradients():
