@@ -33,12 +33,19 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from mcsim.clitools import ArgumentParser, UserError, nonneg_float, nonneg_int, positive_int, run_cli
+from mcsim.clitools import (
+    ArgumentParser,
+    UserError,
+    nonneg_float,
+    nonneg_int,
+    positive_int,
+    run_cli,
+)
 from mcsim.sampler import threads as numba_threads
 
 PRIORS = ("normal", "pca", "gmm", "buffer")
 WIDTHS = (512, 256, 128)
-BATCHES = (256, 1024, 4096)
+BATCHES = (128, 256, 1024, 4096)
 
 
 def _best_rate(fn: Callable[[], object], n: int, repeats: int) -> float:
@@ -92,7 +99,7 @@ def _decoder_rows(trained, z: np.ndarray, gamma: float, n: int, repeats: int) ->
     float32 products at several batch sizes."""
     rates = {}
     if trained.places_particles:
-        rates["decoder: TrainedVAE.decode_positions (product, batch 1024)"] = _best_rate(
+        rates["decoder: TrainedVAE.decode_positions (product, batch 256)"] = _best_rate(
             lambda: trained.decode_positions(z, gamma=gamma), n, repeats)
     rates["decoder: TrainedVAE.decode_distances (Gram path, batch 1024)"] = _best_rate(
         lambda: trained.decode_distances(z, gamma=gamma), n, repeats)

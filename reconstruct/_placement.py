@@ -556,6 +556,7 @@ def _lowest_one(x, y, box, tab, n_bins, out, info, ws_f, ws_i):
     (sign changes on the grid of bin edges, refined by bisection). Rests on the
     floor, bounding box centred, mirror rule of the study's tumbler."""
     n = x.shape[0]
+    info[INFO_TRIES] = 0.0  # no proposals (also where the shape does not fit)
     hx = ws_f[0:2 * n + 1]
     hy = ws_f[2 * n + 1:4 * n + 2]
     kinks = ws_f[4 * n + 2:12 * n + 6]

@@ -368,7 +368,7 @@ class TrainedVAE:
         return ARCHITECTURES[self.config.model.arch].places_particles
 
     @torch.inference_mode()
-    def decode_positions(self, z: np.ndarray, batch_size: int = 1024,
+    def decode_positions(self, z: np.ndarray, batch_size: int = 256,
                          gamma: float | np.ndarray | None = None) -> np.ndarray:
         """Decoded slot positions in sigma for latent vectors z (M, D), for models whose
         decoder places the particles (:attr:`places_particles`): ``model.decode_coords``
@@ -377,7 +377,7 @@ class TrainedVAE:
         float32 rounding), so the Gram embedding of those would give these positions up
         to a rigid motion. ``gamma``: see :meth:`decode`; batches of ``batch_size``
         (torch's float32 results depend on the batch shape, so keep it fixed for
-        reproducible output)."""
+        reproducible output; 256 is the fastest on one thread for 512-wide layers)."""
         if not self.places_particles:
             raise CheckpointError(f"decoding to positions needs an architecture that places "
                                   f"particles; {self.config.model.arch!r} does not")

@@ -18,10 +18,10 @@ import numpy as np
 from mcsim.clitools import UserError
 from mcsim.io import write_dataset, write_xyz
 from mcsim.potentials import Potential, total_energy
-from pipelines.generate.config import _DECODE_BATCH, _PROGRESS_MIN, _is_int
+from pipelines.generate.config import _DECODE_BATCH, _POSITIONS_BATCH, _PROGRESS_MIN, _is_int
 from pipelines.generate.latents import _require_distance_model, sim_configs
-from reconstruct.pipeline import reconstruct_configurations
 from reconstruct.checks import physical_checks
+from reconstruct.pipeline import reconstruct_configurations
 from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS, place
 from vae.data import length_scale
 from vae.priors import GammaInterpolationWarning, LatentPrior
@@ -140,7 +140,7 @@ def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
         raise ValueError(f"scale: must be the model's length scale, got {scale!r}")
     t1 = time.perf_counter()
     if trained.places_particles:
-        coords = trained.decode_positions(z, batch_size=_DECODE_BATCH, gamma=gamma)  # sigma
+        coords = trained.decode_positions(z, batch_size=_POSITIONS_BATCH, gamma=gamma)  # sigma
         t2 = time.perf_counter()
         placed = place(coords, box, **placement)
         fits = placed.fits
