@@ -149,9 +149,26 @@ def _wrap(theta):
 
 
 @njit(**JIT)
-def _kinks(hx, hy, nh, out):
+def _quarter_turn(theta, quarters):
+    """theta + quarters pi / 2, wrapped into [0, 2 pi), for theta in [0, 2 pi)."""
+    t = theta + quarters * (0.5 * math.pi)
+    if t >= TWO_PI:
+        t -= TWO_PI
+    return t if t < TWO_PI else 0.0
+
+
+@njit(**JIT)
+def _kinks(hx, hy, nh, out, kcs):
     """Angles in [0, 2 pi) at which a hull edge is parallel to a side of the box (the
-    kinks of the extents); returns their number (4 per edge of non-zero length)."""
+    kinks of the extents), and their cosines and sines in kcs (2, >= 4 nh); returns
+    their number (4 per edge of non-zero length).
+
+    The edge of outward unit normal n is at the bottom at theta_b = atan2(-n_x, -n_y)
+    (the rotated normal (c n_x - s n_y, s n_x + c n_y) is (0, -1)), so cos theta_b =
+    -n_y and sin theta_b = -n_x; it is on the right at theta_b + pi / 2, at the top at
+    theta_b + pi and on the left at theta_b + 3 pi / 2, whose cosines and sines are
+    those of theta_b permuted with signs. No trigonometric function but one atan2 per
+    edge."""
     k = 0
     if nh < 2:
         return 0
@@ -163,11 +180,19 @@ def _kinks(hx, hy, nh, out):
             continue
         nx = dy / ln  # outward normal of a counter-clockwise edge
         ny = -dx / ln
-        # rotated normal (c nx - s ny, s nx + c ny) = (0, -1), (0, 1), (1, 0), (-1, 0)
-        out[k] = _wrap(math.atan2(-nx, -ny))  # edge at the bottom
-        out[k + 1] = _wrap(math.atan2(nx, ny))  # edge at the top
-        out[k + 2] = _wrap(math.atan2(-ny, nx))  # edge on the right
-        out[k + 3] = _wrap(math.atan2(ny, -nx))  # edge on the left
+        bottom = _wrap(math.atan2(-nx, -ny))
+        out[k] = bottom  # edge at the bottom
+        kcs[0, k] = -ny
+        kcs[1, k] = -nx
+        out[k + 1] = _quarter_turn(bottom, 2)  # edge at the top
+        kcs[0, k + 1] = ny
+        kcs[1, k + 1] = nx
+        out[k + 2] = _quarter_turn(bottom, 1)  # edge on the right
+        kcs[0, k + 2] = nx
+        kcs[1, k + 2] = -ny
+        out[k + 3] = _quarter_turn(bottom, 3)  # edge on the left
+        kcs[0, k + 3] = -nx
+        kcs[1, k + 3] = ny
         k += 4
     return k
 
@@ -229,7 +254,8 @@ def _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, edges, bins, kext, kcs, x_hi
     """edges (3, n_bins + 1): lo = -ymin, w, h at the bin edges j * 2 pi / n_bins;
     bins (n_bins, 3): their exact minima over each bin (the bin's ends and the kinks
     inside it); kext (3, >= nk): lo, w, h at each kink (for :func:`_interval_minima`).
-    kcs (2, >= nk) and x_hi (>= max(n_bins + 1, nk),): workspace."""
+    kcs (2, >= nk): the kinks' cosines and sines (:func:`_kinks`); x_hi
+    (>= max(n_bins + 1, nk),): workspace."""
     _rotated_extents(hx, hy, nh, tab[0], tab[1], n_bins + 1, edges[0], edges[1], edges[2],
                      x_hi)
     for j in range(n_bins + 1):
@@ -237,9 +263,6 @@ def _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, edges, bins, kext, kcs, x_hi
     for c in range(3):
         for j in range(n_bins):
             bins[j, c] = min(edges[c, j], edges[c, j + 1])
-    for t in range(nk):
-        kcs[0, t] = math.cos(kinks[t])
-        kcs[1, t] = math.sin(kinks[t])
     _rotated_extents(hx, hy, nh, kcs[0], kcs[1], nk, kext[0], kext[1], kext[2], x_hi)
     dth = TWO_PI / n_bins
     for t in range(nk):
@@ -455,7 +478,7 @@ def _thermal_one(x, y, box, b, tab, n_bins, state, out, info, ws):
     (hx, hy, kinks, edges, bins, iv, cum, stack, ext, tmp, tinfo, hull, order, wbin, kext,
      kcs, x_hi, depth, near) = ws
     nh, rmax, cx, cy = _hull_frame(x, y, hx, hy, order, hull)
-    nk = _kinks(hx, hy, nh, kinks)
+    nk = _kinks(hx, hy, nh, kinks, kcs)
     _bin_minima(hx, hy, nh, kinks, nk, tab, n_bins, edges, bins, kext, kcs, x_hi)
     count, lo_ref = _bound_intervals(hx, hy, nh, rmax, kinks, kext, nk, n_bins, box, b, edges,
                                      bins, iv, stack, depth, near, ext, tmp, wbin)
@@ -569,7 +592,7 @@ def _lowest_one(x, y, box, tab, n_bins, out, info, ws_f, ws_i):
     hull = ws_i[0:2 * n + 1]
     order = ws_i[2 * n + 1:3 * n + 1]
     nh, rmax, cx, cy = _hull_frame(x, y, hx, hy, order, hull)
-    nk = _kinks(hx, hy, nh, kinks)
+    nk = _kinks(hx, hy, nh, kinks, np.empty((2, kinks.shape[0])))
     slack = 1e-9 * box
     best = np.inf
     best_theta = 0.0
