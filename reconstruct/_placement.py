@@ -29,6 +29,12 @@ whatever the grid (the grid only sets the acceptance rate). Bins that straddle t
 edge of a window of fitting orientations are halved (:func:`_bound_intervals`) so
 that the bound does not take the low COM of the orientations that do not fit.
 
+Cost (one thread, N = 30, 128 bins, about 12 hull vertices): some 7 microseconds per
+configuration, mostly the bound (extents at the 129 bin edges and the ~48 kinks,
+computed in vertex-outer loops that vectorise, one exp per bin) and the halving of the
+bins at the edges of the fitting windows; the kinks cost one atan2 per hull edge (their
+cosines and sines are the edge normal's components, :func:`_kinks`).
+
 Random numbers: one xoshiro256+ stream per configuration, keyed by the master
 seed and the configuration's index (splitmix64), so results do not depend on
 batching or thread count.
