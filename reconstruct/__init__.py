@@ -21,6 +21,7 @@ the import). The ``reconstruct`` command: :mod:`reconstruct.cli`. Numba kernels:
 :mod:`reconstruct._kernels`.
 """
 
+from reconstruct.checks import physical_checks, physical_checks_reference
 from reconstruct.distances import (
     DEFAULT_RTOL,
     check_distance_matrices,
@@ -55,6 +56,8 @@ from reconstruct.tumbler import (
 )
 
 __all__ = [
+    "physical_checks",
+    "physical_checks_reference",
     "DEFAULT_RTOL",
     "check_distance_matrices",
     "distance_matrices",

@@ -388,3 +388,31 @@ def _tumble_batch(coords, box, out, info):
         x = coords[k, :, 0].copy()
         y = coords[k, :, 1].copy()
         _tumble_one(x, y, box, out[k], hull, order, info[k])
+
+
+# ------------------------------------------------------------------------ checks
+@njit(**JIT)
+def _physical_checks(pos, box, dmin, outside):
+    """One pass over each configuration pos[k] (N, 2): dmin[k] = its closest pair
+    distance (inf for N < 2; NaN if a coordinate is not finite), outside[k] = a
+    coordinate outside [0, box] or not finite (serial)."""
+    m, n = pos.shape[0], pos.shape[1]
+    for k in range(m):
+        r2_min = np.inf
+        out = False
+        finite = True
+        for i in range(n):
+            xi = pos[k, i, 0]
+            yi = pos[k, i, 1]
+            if not (0.0 <= xi <= box and 0.0 <= yi <= box):
+                out = True
+                if not (math.isfinite(xi) and math.isfinite(yi)):
+                    finite = False
+            for j in range(i + 1, n):
+                dx = pos[k, j, 0] - xi
+                dy = pos[k, j, 1] - yi
+                r2 = dx * dx + dy * dy
+                if r2 < r2_min:
+                    r2_min = r2
+        dmin[k] = math.sqrt(r2_min) if finite else np.nan
+        outside[k] = out

@@ -37,7 +37,7 @@ import torch
 from mcsim.clitools import UserError, atomic_output
 from vae.config import ConfigError, RunConfig
 from vae.data import Split, input_shape, length_scale, make_inputs
-from vae.models import VAE, build_model
+from vae.models import ARCHITECTURES, VAE, build_model
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -359,6 +359,51 @@ class TrainedVAE:
                 f"data {', '.join(names)} differ from what the model was trained on "
                 f"(fingerprint {data.info.fingerprint} != {self.info.fingerprint})")
         return data
+
+    @property
+    def places_particles(self) -> bool:
+        """Whether the model's decoder outputs slot positions
+        (:attr:`vae.models.Architecture.places_particles`), so that
+        :meth:`decode_positions` applies."""
+        return ARCHITECTURES[self.config.model.arch].places_particles
+
+    @torch.inference_mode()
+    def decode_positions(self, z: np.ndarray, batch_size: int = 256,
+                         gamma: float | np.ndarray | None = None) -> np.ndarray:
+        """Decoded slot positions in sigma for latent vectors z (M, D), for models whose
+        decoder places the particles (:attr:`places_particles`): ``model.decode_coords``
+        (input units, an arbitrary rigid frame) times the length scale; (M, N, 2)
+        float64. Their distances are what :meth:`decode_distances` returns (up to
+        float32 rounding), so the Gram embedding of those would give these positions up
+        to a rigid motion. ``gamma``: see :meth:`decode`; batches of ``batch_size``
+        (torch's float32 results depend on the batch shape, so keep it fixed for
+        reproducible output; 256 is the fastest on one thread for 512-wide layers)."""
+        if not self.places_particles:
+            raise CheckpointError(f"decoding to positions needs an architecture that places "
+                                  f"particles; {self.config.model.arch!r} does not")
+        self.require_distance("decoding to positions")
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        d = self.model.latent_dim
+        if z.ndim != 2 or z.shape[1] != d:
+            raise CheckpointError(f"latent vectors: expected shape (M, {d}), got {z.shape}")
+        if not np.isfinite(z).all():
+            raise CheckpointError("latent vectors contain NaN or inf")
+        g = None
+        if self.model.needs_gamma:
+            if gamma is None:
+                raise CheckpointError("this model's decoder takes gamma: give the field "
+                                      "strength of the configurations")
+            g = np.array(np.broadcast_to(np.asarray(gamma, np.float32), (len(z),)))
+        scale = length_scale(self.config.data.scaling, self.info.box)  # input units -> sigma
+        n = self.info.n_particles
+        out = np.empty((len(z), n, 2))
+        zt = torch.from_numpy(z).to(self.device)
+        gt = None if g is None else torch.from_numpy(g).to(self.device)
+        for a in range(0, len(z), batch_size):
+            c = self.model.decode_coords(zt[a:a + batch_size],
+                                         None if gt is None else gt[a:a + batch_size])
+            np.multiply(c.cpu().numpy(), scale, out=out[a:a + batch_size])
+        return out
 
     def decode_distances(self, z: np.ndarray, batch_size: int = 1024,
                          gamma: float | np.ndarray | None = None) -> np.ndarray:

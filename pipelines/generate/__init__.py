@@ -8,6 +8,11 @@ Pipeline (one call of :func:`generate_configurations`)::
          the exact Boltzmann law of orientation, mirror and offsets given the shape)
       -> positions (n, N, 2) in the box, sigma
 
+For a model whose decoder places the particles (``Architecture.places_particles``:
+``coord``, ``pair2d``) the decoded slot positions go to the placement directly
+(decoder -> positions, input units, times the length scale -> placement): the Gram
+step would return them up to a rigid motion, which the placement's law does not see.
+
 Each configuration carries its Euclidean-quality score (the Gram residual: spectral
 weight outside the top two components, 0 for an exact 2D distance matrix) and
 flags: ``overlap`` (a pair closer than ``overlap`` sigma, default 0.8) and

@@ -15,6 +15,8 @@ from vae.priors import PRIOR_SPECS, PRIORS
 FLOORS = ("sampler", "validation")
 _PROGRESS_MIN = 20_000  # show a generation progress bar above this many configurations
 _DECODE_BATCH = 1024  # TrainedVAE.decode's batch
+_POSITIONS_BATCH = 256  # TrainedVAE.decode_positions' batch (divides _DECODE_BATCH; the
+# fastest on one thread: the 512-wide layers' activations stay in cache)
 
 
 def _bad(name: str, why: str, value: Any) -> None:

@@ -1,4 +1,5 @@
-"""Generation: prior sample -> decoder -> distance matrix -> placed configurations, with
+"""Generation: prior sample -> decoder -> distance matrix -> placed configurations (or,
+for decoders that place the particles, decoded positions -> placed configurations), with
 physicality flags and optional rejection; writing generated sets."""
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import numpy as np
 
 from mcsim.clitools import UserError
 from mcsim.io import write_dataset, write_xyz
-from mcsim.observables import pair_distances
 from mcsim.potentials import Potential, total_energy
-from pipelines.generate.config import _DECODE_BATCH, _PROGRESS_MIN, _is_int
+from pipelines.generate.config import _DECODE_BATCH, _POSITIONS_BATCH, _PROGRESS_MIN, _is_int
 from pipelines.generate.latents import _require_distance_model, sim_configs
+from reconstruct.checks import physical_checks
 from reconstruct.pipeline import reconstruct_configurations
-from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
+from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS, place
 from vae.data import length_scale
 from vae.priors import GammaInterpolationWarning, LatentPrior
 
@@ -40,7 +41,8 @@ class GeneratedSet:
         energy: (n,) total energy with the training potential and field, epsilon
             (NaN where no potential or gamma was given).
         residual: (n,) Euclidean-quality score: Gram spectral weight outside the top
-            two components (0 = an exact planar distance matrix).
+            two components (0 = an exact planar distance matrix; 0 by construction
+            for decoders that place the particles).
         negative: (n,) share of the Gram spectrum in negative eigenvalues.
         min_distance: (n,) closest pair distance, sigma.
         overlap: (n,) min_distance < ``overlap_threshold``.
@@ -126,25 +128,38 @@ def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
              gamma: float | None = None) -> tuple[np.ndarray, ...]:
     """Decode (at ``gamma`` for decoders that take it), reconstruct and check latents
     z (m, D); accumulates step times. ``placement``: keyword arguments of the
-    placement (rule, gamma, temperature, seed, start index)."""
+    placement (rule, gamma, temperature, seed, start index).
+
+    A model whose decoder places the particles (``trained.places_particles``) takes
+    the direct path: its decoded slot positions go to the placement as they are (the
+    Gram embedding of their distance matrix would return them up to a rigid motion,
+    which no placement depends on in law), with Gram residual and negative share 0
+    (exact planar matrices by construction). Other models: distance matrix -> Gram
+    embedding -> placement."""
     if not math.isclose(scale, length_scale(trained.config.data.scaling, trained.info.box)):
         raise ValueError(f"scale: must be the model's length scale, got {scale!r}")
     t1 = time.perf_counter()
-    d = trained.decode_distances(z, batch_size=_DECODE_BATCH, gamma=gamma)  # sigma
-    t2 = time.perf_counter()
-    rec = reconstruct_configurations(d, box, **placement)
-    t3 = time.perf_counter()
-    pos = rec.positions
-    if pos.shape[1] > 1:
-        dmin = pair_distances(pos).min(axis=1)
+    if trained.places_particles:
+        coords = trained.decode_positions(z, batch_size=_POSITIONS_BATCH, gamma=gamma)  # sigma
+        t2 = time.perf_counter()
+        placed = place(coords, box, **placement)
+        fits = placed.fits
+        residual = np.zeros(len(coords))
+        negative = np.zeros(len(coords))
     else:
-        dmin = np.full(pos.shape[0], np.inf)
-    out_of_box = ~rec.fits | np.any((pos < 0) | (pos > box), axis=(1, 2))
+        d = trained.decode_distances(z, batch_size=_DECODE_BATCH, gamma=gamma)  # sigma
+        t2 = time.perf_counter()
+        rec = reconstruct_configurations(d, box, **placement)
+        placed, fits = rec.tumbled, rec.fits
+        residual, negative = rec.embedding.residual, rec.embedding.negative
+    t3 = time.perf_counter()
+    pos = placed.positions
+    dmin, leaves = physical_checks(pos, box)
+    out_of_box = ~fits | leaves
     t4 = time.perf_counter()
     for k, dt in (("decode", t2 - t1), ("reconstruct", t3 - t2), ("checks", t4 - t3)):
         seconds[k] = seconds.get(k, 0.0) + dt
-    return (pos, rec.embedding.residual, rec.embedding.negative, dmin, dmin < overlap,
-            out_of_box)
+    return pos, residual, negative, dmin, dmin < overlap, out_of_box
 
 
 def model_temperature(trained) -> float:

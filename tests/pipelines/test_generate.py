@@ -96,6 +96,18 @@ def test_generated_sets_have_shapes_flags_and_scores(trained, latents, priors, n
     assert gs.rate > 0 and set(gs.seconds) == {"prior", "decode", "reconstruct", "checks"}
 
 
+def test_distance_decoders_take_the_gram_path(trained, priors):
+    """The default (pair) decoder does not place particles: no direct path, and its
+    generated sets carry the Gram scores."""
+    from vae.checkpoint import CheckpointError
+
+    assert not trained.places_particles
+    with pytest.raises(CheckpointError, match="places particles|place particles"):
+        trained.decode_positions(np.zeros((2, 3)), gamma=0.4)
+    gen = generate_configurations(trained, priors["normal"], 20, 0.4, seed=0)
+    assert gen.residual.max() > 0
+
+
 def test_same_seed_same_configurations(trained, priors):
     a = generate_configurations(trained, priors["flow"], 2100, 1.0, seed=4)
     b = generate_configurations(trained, priors["flow"], 2100, 1.0, seed=4, batch_size=7)

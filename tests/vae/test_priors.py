@@ -235,3 +235,43 @@ def test_build_prior_validates_names_and_settings():
         GMMPrior(n_components=0)
     with pytest.raises(PriorError, match="not fitted"):
         StandardNormalPrior().sample(3)
+
+
+def _mixture_moments(prior: GMMPrior, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the i-th gamma's mixture: sum_c w_c mu_c and
+    sum_c w_c (L_c L_c^T + mu_c mu_c^T) - mean mean^T."""
+    w = prior._weights[i] / prior._weights[i].sum()
+    mu, chol = prior._means[i], prior._chol[i]
+    mean = w @ mu
+    second = np.einsum("c,cij->ij", w, chol @ chol.transpose(0, 2, 1)
+                       + mu[:, :, None] * mu[:, None, :])
+    return mean, second - np.outer(mean, mean)
+
+
+def test_gmm_samples_have_the_mixture_moments(latents):
+    """The vectorised sampler (one product per component): the per-sample form's draws
+    to round-off, and the mixture's mean and covariance within 5 standard errors
+    (each from the sample itself: sd(x_i) / sqrt(n), sd((x_i - m_i)(x_j - m_j)) /
+    sqrt(n))."""
+    mu, lv, g = latents
+    prior = GMMPrior(n_components=3, seed=0).fit(mu, lv, g)
+    i = prior.gammas.index(0.4)
+    rng = np.random.default_rng(11)
+    got = prior._sample_gamma(i, 5000, rng)
+    rng = np.random.default_rng(11)  # the per-sample form with the same draws
+    w = prior._weights[i]
+    comp = rng.choice(w.size, size=5000, p=w / w.sum())
+    eps = rng.standard_normal((5000, D))
+    want = prior._means[i][comp] + np.einsum("nij,nj->ni", prior._chol[i][comp], eps)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    n = 200_000
+    z = prior.sample(n, 0.4, seed=5)
+    np.testing.assert_array_equal(z, prior.sample(n, 0.4, seed=5))
+    mean, cov = _mixture_moments(prior, i)
+    assert np.all(np.abs(z.mean(0) - mean) < 5 * z.std(0) / np.sqrt(n))
+    dz = z - mean
+    prod = dz[:, :, None] * dz[:, None, :]
+    se = prod.std(0) / np.sqrt(n)
+    assert np.all(np.abs(prod.mean(0) - cov) < 5 * se + 1e-12)
+    # the test has the power to see a covariance 10% off
+    assert np.any(np.abs(prod.mean(0) - cov * 0.9) > 5 * se)

@@ -487,6 +487,67 @@ def test_every_prior_generates_with_the_coord_decoder(trained_run):
         generate_configurations(tv, priors["buffer"], 5, None, seed=0, placement="lowest")
 
 
+def test_direct_path_places_the_shapes_of_the_gram_path(trained_run, monkeypatch):
+    """Decoded positions -> placement (the generation path of these models) against
+    decoded distances -> Gram embedding -> placement: the same shapes (pair distances
+    to float32 round-off), the same ``lowest`` placements, the same law of the
+    ``thermal`` placement (COM height and width: means within 4 standard errors of
+    the difference; the rigid frames differ, so the seeded draws do), and
+    generate_configurations never takes the Gram path."""
+    from pipelines.generate import sampling
+    from reconstruct.pipeline import reconstruct_configurations
+    from reconstruct.placement import place
+
+    _, _, path = trained_run
+    tv = load_model(path)
+    assert tv.places_particles
+    lat = training_latents(tv)
+    g = 0.4
+    z = lat.mu_train[lat.gamma_train == g]
+    z = np.concatenate([z] * (3000 // len(z) + 1))[:3000]
+    z = z + 0.05 * np.random.default_rng(2).standard_normal(z.shape)  # distinct shapes
+    m = len(z)
+    coords = tv.decode_positions(z, gamma=g)
+    d = tv.decode_distances(z, gamma=g)
+    assert coords.shape == (m, N, 2) and coords.dtype == np.float64
+    np.testing.assert_allclose(np.linalg.norm(coords[:, :, None] - coords[:, None], axis=-1),
+                               d, rtol=0, atol=1e-5 * BOX)
+    box = 3 * BOX  # a box the 2-epoch model's shapes fit in
+    low_direct = place(coords, box, "lowest")
+    low_gram = reconstruct_configurations(d, box, placement="lowest").tumbled
+    both = low_direct.fits & low_gram.fits  # (a window narrower than a bin may be
+    assert both.mean() > 0.9  # missed in one frame and not the other)
+    assert (low_direct.fits != low_gram.fits).mean() < 0.02
+    np.testing.assert_allclose(low_direct.com_height[both], low_gram.com_height[both],
+                               rtol=0, atol=1e-5 * BOX)
+    same = np.abs(low_direct.positions - low_gram.positions).max(axis=(1, 2)) < 1e-4 * BOX
+    assert same[both].mean() > 0.99, same[both].mean()
+    kw = {"gamma": g, "temperature": 1.0, "seed": 4}
+    th_direct = place(coords, box, "thermal", **kw)
+    th_gram = reconstruct_configurations(d, box, placement="thermal", **kw).tumbled
+    iu = np.triu_indices(N, 1)
+    for t in (th_direct, th_gram):
+        r = np.linalg.norm(t.positions[:, iu[0]] - t.positions[:, iu[1]], axis=-1)
+        np.testing.assert_allclose(r, d[:, iu[0], iu[1]], rtol=0, atol=1e-5 * BOX)
+    assert not np.allclose(th_direct.theta, th_gram.theta)  # independent draws
+    for name in ("com_height", "width"):
+        a, b = getattr(th_direct, name), getattr(th_gram, name)
+        se = np.sqrt(a.var() / m + b.var() / m)
+        assert abs(a.mean() - b.mean()) < 4 * se, (name, a.mean(), b.mean(), se)
+
+    def no_gram(*args, **kwargs):
+        raise AssertionError("the Gram path was taken")
+
+    monkeypatch.setattr(sampling, "reconstruct_configurations", no_gram)
+    prior = fit_priors(("buffer",), lat, GenerateConfig())["buffer"]
+    gen = generate_configurations(tv, prior, 50, g, seed=1)
+    assert gen.positions.shape == (50, N, 2) and np.all(gen.residual == 0)
+    inside = ((gen.positions >= 0) & (gen.positions <= BOX)).all(axis=(1, 2))
+    assert np.all(inside[~gen.outside])  # flagged where a shape does not fit
+    r = np.linalg.norm(gen.positions[:, :, None] - gen.positions[:, None], axis=-1)
+    np.testing.assert_allclose(gen.min_distance, r[:, iu[0], iu[1]].min(1), rtol=1e-12)
+
+
 def _overlap_fraction(cfg, data, tmp_path, name):
     res = train(cfg, data, tmp_path / name, progress=False)
     te = data.split.test

@@ -15,7 +15,8 @@ class GMMPrior(LatentPrior):
     ``GaussianMixture``, EM from k-means++ initialisation seeded by ``seed``).
     gamma=None samples the mixture of the per-gamma mixtures, weighted by the
     training counts. Sampling is done here (component by weight, then the Cholesky
-    factor times N(0, I)) from the generator of :meth:`sample`.
+    factor times N(0, I), one matrix product per component) from the generator of
+    :meth:`sample`.
 
     Args:
         n_components: mixture components per gamma (at most the number of points).
@@ -83,7 +84,16 @@ class GMMPrior(LatentPrior):
         w = self._weights[i]
         comp = rng.choice(w.size, size=n, p=w / w.sum())
         eps = rng.standard_normal((n, self.latent_dim))
-        return self._means[i][comp] + np.einsum("nij,nj->ni", self._chol[i][comp], eps)
+        # z = mu_c + L_c eps, one matrix product per component (the draws of comp and
+        # eps are those of the per-sample form; only the summation order may differ)
+        out = np.empty((n, self.latent_dim))
+        order = np.argsort(comp, kind="stable")
+        bounds = np.searchsorted(comp[order], np.arange(w.size + 1))
+        for c in range(w.size):
+            sel = order[bounds[c]:bounds[c + 1]]
+            if sel.size:
+                out[sel] = eps[sel] @ self._chol[i][c].T + self._means[i][c]
+        return out
 
     def _sample(self, n, gamma, rng) -> np.ndarray:
         if gamma is not None:
