@@ -93,7 +93,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     of pair distances / of heights / of pair energies per particle of weight W, ``bxW``
     the box term; e.g.
     ``coord+g+ov0.3+em0.01+gv0.1+pr0.1``. Training tokens (:func:`train_settings`):
-    ``gcV`` = gradient clipping at norm V, ``lrp`` = the ``plateau`` LR schedule.
+    ``gcV`` = gradient clipping at norm V, ``lrp`` = the ``plateau`` LR schedule;
+    ``wK``: decoder widths (K, K) instead of (512, 512).
     """
     arch, *tokens = name.split("+")
     if arch not in ("pair", "coord", "pair2d"):
@@ -108,6 +109,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             model["decoder_gamma"] = True
         elif tok == "ch":
             loss["chamfer_weight"] = 1.0
+        elif w := re.fullmatch(r"w([0-9]+)", tok):
+            model["hidden"] = (int(w[1]), int(w[1]))
         elif re.fullmatch(r"gc[0-9.e-]+|lrp", tok):
             continue  # training settings: train_settings
         elif tok == "dn":
