@@ -637,3 +637,33 @@ def test_pair_distribution_term_brings_decoded_p_of_r_to_the_data_in_a_short_tra
                              data, tmp_path, f"pr{w}_{s}") for s in (0, 1)] for w in (0.0, 1.0)}
     assert np.mean(w1[0.0]) - np.mean(w1[1.0]) > 0.08, w1
     assert max(w1[1.0]) < min(w1[0.0]), w1
+
+
+def test_anomaly_pass_of_a_gamma_decoder_takes_the_best_trained_gamma(trained_run):
+    """pipelines.anomaly's VAE pass of a decoder that takes gamma: per configuration the
+    decoding at the trained gamma with the smallest reconstruction error (x_hat, MSE
+    and the chosen gamma agree with decoding at each gamma separately), and the -IWAE
+    score uses that gamma."""
+    from pipelines.anomaly.scores.base import vae_pass
+    from vae.likelihood import iwae_bound
+
+    _, data, path = trained_run
+    tv = load_model(path)
+    x = data.x[data.split.test]
+    vp = vae_pass(tv, x)
+    mu, _ = tv.encode(x)
+    per = {g: tv.decode(mu, gamma=g) for g in tv.info.gammas}
+    err = {g: ((per[g] - x).astype(np.float64) ** 2).reshape(len(x), -1).mean(1) for g in per}
+    stack = np.stack([err[g] for g in sorted(per)])
+    np.testing.assert_allclose(vp.recon, stack.min(0), rtol=1e-6)
+    want = np.array(sorted(per))[stack.argmin(0)]
+    np.testing.assert_array_equal(vp.gamma, want)
+    for i in range(len(x)):
+        np.testing.assert_array_equal(vp.x_hat[i], per[float(vp.gamma[i])][i])
+    assert len(set(vp.gamma)) >= 1 and set(vp.gamma) <= set(tv.info.gammas)
+    a = iwae_bound(tv, x[:5], 4, seed=0, gamma=vp.gamma[:5]).score
+    from pipelines.anomaly.scores import iwae as iwae_score
+    from pipelines.anomaly.scores.base import Batch
+
+    b = Batch(tv, vae_pass(tv, x[:5]), np.zeros((5, 1)), np.zeros((5, N, 2)), x=x[:5])
+    np.testing.assert_array_equal(iwae_score.score(4, b), a)

@@ -87,6 +87,11 @@ class VAEPass:
         x_hat: (M, *input_shape) decode(mu_z), float32.
         recon: (M,) element-mean reconstruction error (MSE, or BCE for grids).
         kl: (M,) KL summed over latent dimensions, nats.
+        gamma: (M,) the field strength the decoder was given, for decoders that take
+            gamma (``model.needs_gamma``): per configuration the trained gamma whose
+            decoding reconstructs it best, the model's own estimate (an anomaly set
+            carries no trustworthy gamma: uniform or corrupted configurations have
+            none); None for the other decoders.
     """
 
     mu_z: np.ndarray
@@ -94,23 +99,44 @@ class VAEPass:
     x_hat: np.ndarray
     recon: np.ndarray
     kl: np.ndarray
+    gamma: np.ndarray | None = None
 
 
 @torch.no_grad()
 def vae_pass(model: TrainedVAE, x: np.ndarray, batch_size: int = 1024) -> VAEPass:
-    """Encode, decode the mean, and per-configuration reconstruction error and KL."""
+    """Encode, decode the mean, and per-configuration reconstruction error and KL.
+    A decoder that takes gamma decodes at every trained gamma and keeps, per
+    configuration, the decoding with the smallest reconstruction error
+    (:attr:`VAEPass.gamma`)."""
     mu, lv = model.encode(x, batch_size)
-    x_hat = model.decode(mu, batch_size)
     xf = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    xh = np.asarray(x_hat, dtype=np.float64).reshape(len(x), -1)
-    if model.config.recon == "bce":
-        p = np.clip(xh, 1e-7, 1 - 1e-7)
-        recon = -(xf * np.log(p) + (1 - xf) * np.log1p(-p)).mean(axis=1)
+
+    def error(x_hat: np.ndarray) -> np.ndarray:
+        xh = np.asarray(x_hat, dtype=np.float64).reshape(len(x), -1)
+        if model.config.recon == "bce":
+            p = np.clip(xh, 1e-7, 1 - 1e-7)
+            return -(xf * np.log(p) + (1 - xf) * np.log1p(-p)).mean(axis=1)
+        return ((xf - xh) ** 2).mean(axis=1)
+
+    g_hat = None
+    if getattr(model.model, "needs_gamma", False):
+        x_hat, recon, g_hat = None, None, None
+        for g in sorted(model.info.gammas):
+            xh = model.decode(mu, batch_size, gamma=g)
+            r = error(xh)
+            if x_hat is None:
+                x_hat, recon, g_hat = xh, r, np.full(len(x), float(g))
+            else:
+                better = r < recon
+                x_hat[better], recon[better], g_hat[better] = xh[better], r[better], g
+        if x_hat is None:  # no trained gamma recorded: refuse as decode does
+            x_hat = model.decode(mu, batch_size)
     else:
-        recon = ((xf - xh) ** 2).mean(axis=1)
+        x_hat = model.decode(mu, batch_size)
+        recon = error(x_hat)
     mu64, lv64 = mu.astype(np.float64), lv.astype(np.float64)
     kl = 0.5 * (mu64 ** 2 + np.exp(lv64) - 1.0 - lv64).sum(axis=1)
-    return VAEPass(mu, lv, x_hat, recon, kl)
+    return VAEPass(mu, lv, x_hat, recon, kl, g_hat)
 
 
 def matrix_features(x: np.ndarray) -> np.ndarray:

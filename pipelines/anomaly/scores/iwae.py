@@ -4,7 +4,8 @@ Burda et al. 2016), with the same decoder likelihood as ``neg_elbo``. L_1 is the
 and L_K -> log p(x) as K grows, so this is the model's likelihood, where ``neg_elbo``
 is a plug-in at z = mu_z. The draws are seeded per configuration from the test's seed
 (``Batch.seed``, ``Batch.start``), so reruns give identical scores. Undefined (NaN)
-when the KL weight is 0."""
+when the KL weight is 0. A decoder that takes gamma is given the configuration's
+estimated gamma (:attr:`pipelines.anomaly.scores.base.VAEPass.gamma`)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def score(k: int, batch: Batch) -> np.ndarray:
         raise ValueError("iwae: the batch carries no network inputs")
     if model.config.recon != "bce" and math.isnan(decoder_variance(model)):
         return np.full(len(batch.x), np.nan)
-    return iwae_bound(model, batch.x, k, seed=batch.seed, start=batch.start).score
+    return iwae_bound(model, batch.x, k, seed=batch.seed, start=batch.start,
+                      gamma=batch.vp.gamma).score
 
 
 SCORE = Score("iwae", "-IWAE", "#2ca02c",
