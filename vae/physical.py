@@ -57,7 +57,10 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   the gravity term), per gamma in the batch: the quantities the generation targets
   measure. In 1D, W1 between two equal-size samples is the mean absolute difference of
   their sorted values, differentiable through the sort. :func:`energy_distribution_loss`
-  does the same for the configurations' pair energies per particle.
+  does the same for the configurations' pair energies per particle. Being a distance
+  between finite samples, the value depends on the batch size (two samples of the same
+  distribution are ~n^-1/2 apart), so training (batches of 128) and evaluation
+  (batches of 1024) losses differ by that much even for a perfect decoder.
 * :func:`box_loss`: the squared distance by which the decoded positions, aligned to the
   true ones, leave the box (a decoded shape wider than the box cannot be placed).
 
