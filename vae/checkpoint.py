@@ -296,24 +296,30 @@ class TrainedVAE:
             return np.zeros((0, d), np.float32), np.zeros((0, d), np.float32)
         return np.concatenate(mus), np.concatenate(lvs)
 
+    def _latents_and_gamma(self, z: np.ndarray, gamma: float | np.ndarray | None
+                           ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Checked latent vectors (M, D) as contiguous float32 and, for decoders that take
+        the field, gamma broadcast to (M,) float32 (None for the others)."""
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        d = self.model.latent_dim
+        if z.ndim != 2 or z.shape[1] != d:
+            raise CheckpointError(f"latent vectors: expected shape (M, {d}), got {z.shape}")
+        if not np.isfinite(z).all():
+            raise CheckpointError("latent vectors contain NaN or inf")
+        if not self.model.needs_gamma:
+            return z, None
+        if gamma is None:
+            raise CheckpointError("this model's decoder takes gamma: give the field "
+                                  "strength of the configurations")
+        return z, np.array(np.broadcast_to(np.asarray(gamma, np.float32), (len(z),)))
+
     @torch.no_grad()
     def decode(self, z: np.ndarray, batch_size: int = 1024,
                gamma: float | np.ndarray | None = None) -> np.ndarray:
         """Decoded inputs for latent vectors z (M, D): (M, *input_shape), float32.
         ``gamma`` (scalar or (M,)) is required by decoders that take the field
         (``model.needs_gamma``) and ignored by the others."""
-        z = np.asarray(z, dtype=np.float32)
-        d = self.model.latent_dim
-        if z.ndim != 2 or z.shape[1] != d:
-            raise CheckpointError(f"latent vectors: expected shape (M, {d}), got {z.shape}")
-        if not np.isfinite(z).all():
-            raise CheckpointError("latent vectors contain NaN or inf")
-        g = None
-        if self.model.needs_gamma:
-            if gamma is None:
-                raise CheckpointError("this model's decoder takes gamma: give the field "
-                                      "strength of the configurations")
-            g = np.array(np.broadcast_to(np.asarray(gamma, np.float32), (len(z),)))
+        z, g = self._latents_and_gamma(z, gamma)
         out = [self.model.decode(torch.as_tensor(z[a:a + batch_size], device=self.device),
                                  None if g is None else torch.as_tensor(g[a:a + batch_size]))
                .cpu().numpy() for a in range(0, len(z), batch_size)]
@@ -382,18 +388,7 @@ class TrainedVAE:
             raise CheckpointError(f"decoding to positions needs an architecture that places "
                                   f"particles; {self.config.model.arch!r} does not")
         self.require_distance("decoding to positions")
-        z = np.ascontiguousarray(z, dtype=np.float32)
-        d = self.model.latent_dim
-        if z.ndim != 2 or z.shape[1] != d:
-            raise CheckpointError(f"latent vectors: expected shape (M, {d}), got {z.shape}")
-        if not np.isfinite(z).all():
-            raise CheckpointError("latent vectors contain NaN or inf")
-        g = None
-        if self.model.needs_gamma:
-            if gamma is None:
-                raise CheckpointError("this model's decoder takes gamma: give the field "
-                                      "strength of the configurations")
-            g = np.array(np.broadcast_to(np.asarray(gamma, np.float32), (len(z),)))
+        z, g = self._latents_and_gamma(z, gamma)
         scale = length_scale(self.config.data.scaling, self.info.box)  # input units -> sigma
         n = self.info.n_particles
         out = np.empty((len(z), n, 2))
