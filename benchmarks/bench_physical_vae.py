@@ -19,10 +19,13 @@ is reused with ``--reuse``), then judge, per trained gamma, against the model's 
   and energy, p(r), rho(y) W1 divided by the floor.
 
 The floor is the same distance between the test configurations and an independent MC
-set (``--floor``, the same protocol and size, another seed). W1 and its bootstrap
-error come from ``pipelines.generate.compare_sets``. Speed (target 4): generation
-(prior + decode + reconstruct + checks) against the sampler with the training
-protocol (``pipelines.generate.sampler_rate``), one thread each, in this run.
+set (``--floor``, the same protocol and size, another seed); with several ``--floor``
+files, the mean of those distances (one floor set's W1 scatters by ~2x at n = 2000, so
+a single set decides pass or fail by chance; the mean over k sets is ~sqrt(k)
+steadier). W1 and its bootstrap error come from ``pipelines.generate.compare_sets``.
+Speed (target 4): generation (prior + decode + reconstruct + checks) against the
+sampler with the training protocol (``pipelines.generate.sampler_rate``), one thread
+each, in this run.
 Between trained gammas (target 2): ``--between REF FLOOR`` (MC sets at untrained
 gammas) judges the flow prior there.
 
@@ -195,21 +198,30 @@ def _flags(pos: np.ndarray, outside: np.ndarray) -> dict[str, float]:
             "min_distance_median": float(np.median(dmin))}
 
 
-def _ratios(dist: dict, floor: dict) -> dict[str, float]:
+def _ratios(dist: dict, floor: dict[str, float]) -> dict[str, float]:
     out = {}
     for key, _ in OBS:
         out[key] = dist[key].w1
         out[key + "_err"] = dist[key].w1_err
-        out[key + "_floor"] = floor[key].w1
-        out[key + "_ratio"] = dist[key].w1 / floor[key].w1 if floor[key].w1 > 0 else math.inf
+        out[key + "_floor"] = floor[key]
+        out[key + "_ratio"] = dist[key].w1 / floor[key] if floor[key] > 0 else math.inf
     return out
 
 
+def _is_floor(name: str) -> bool:
+    return name == "floor" or name.startswith("floor_")
+
+
 def judge(sets: dict[str, dict], box: float, n_boot: int, seed: int) -> dict[str, dict]:
-    """W1 (and errors) of every set against ``mc``, divided by ``floor``'s."""
+    """W1 (and errors) of every set against ``mc``, divided by the floor: the mean W1 of
+    the floor sets (``floor``, ``floor_1``, ...) against ``mc``; each floor set's own W1
+    is kept under ``floor_sets``."""
     d = compare_sets(sets, "mc", box, n_boot=n_boot, seed=seed)
-    return {k: _ratios(v, d["floor"]) for k, v in d.items() if k != "floor"} | {
-        "floor": {key: d["floor"][key].w1 for key, _ in OBS}}
+    names = [k for k in d if _is_floor(k)]
+    floor = {key: float(np.mean([d[k][key].w1 for k in names])) for key, _ in OBS}
+    return {k: _ratios(v, floor) for k, v in d.items() if not _is_floor(k)} | {
+        "floor": floor, "floor_sets": {k: {key: d[k][key].w1 for key, _ in OBS}
+                                       for k in names}}
 
 
 def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -> dict:
@@ -230,10 +242,10 @@ def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -
     out: dict = {"mse": metrics["test_recon_per_gamma"], "mse_all": metrics["test_recon"],
                  "best_epoch": metrics["best_epoch"],
                  "s_per_epoch": metrics["mean_epoch_time_s"], "gamma": {}}
-    for g in sorted(floor_sets):
+    for g in sorted(floor_sets[0]):
         ref = lat.held_out("test", g)[:args.n_eval]
         n = len(ref)
-        fl = floor_sets[g][:n]
+        fl = floor_sets[0][g][:n]
         key = (g, n)
         if key not in potential_cache:  # exact-matrix control, shared by the variants
             pos, outside = placer(distance_matrices(ref), box, g)
@@ -246,6 +258,8 @@ def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -
         pos, outside = placer(symmetrize_distances(dec), box, g)
         sets = {"mc": {"positions": ref, "energy": total_energy(ref, g, pot)},
                 "floor": {"positions": fl, "energy": total_energy(fl, g, pot)},
+                **{f"floor_{i}": {"positions": f[g][:n], "energy": total_energy(f[g][:n], g, pot)}
+                   for i, f in enumerate(floor_sets[1:], 1)},
                 "exact": exact,
                 "recon": {"positions": pos, "energy": total_energy(pos, g, pot)}}
         row = {"recon_flags": _flags(pos, outside), "exact_flags": exact["flags"]}
@@ -416,7 +430,9 @@ def print_tables(results: dict, args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, nargs="+")
-    ap.add_argument("--floor", required=True, help="independent MC set at the trained gammas")
+    ap.add_argument("--floor", required=True, nargs="+",
+                    help="independent MC set(s) at the trained gammas (several: the floor "
+                         "is their mean W1)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--variants", nargs="+", default=["pair", "coord", "coord+ov"],
                     type=_variant, help="e.g. " + " ".join(VARIANTS[-4:]))
@@ -445,8 +461,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     placer = Placer(args.placement, args.temperature, args.seed)
-    fds = read_dataset(args.floor)
-    floor_sets = {float(g): fds.positions[fds.gamma == g] for g in np.unique(fds.gamma)}
+    floor_sets = []
+    for path in args.floor:
+        fds = read_dataset(path)
+        floor_sets.append({float(g): fds.positions[fds.gamma == g]
+                           for g in np.unique(fds.gamma)})
     results: dict = {}
     cache: dict = {}
     with numba_threads(args.threads), threadpool_limits(limits=args.threads):
