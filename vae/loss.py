@@ -35,6 +35,7 @@ from torch import Tensor
 from vae.config import LossConfig
 from vae.models import VAEOutput
 from vae.physical import (
+    align_rigid,
     box_loss,
     energy_distribution_loss,
     energy_loss,
@@ -110,8 +111,8 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         epoch: 1-based epoch, for the KL warm-up (None: full weight).
         scale: the input length unit in sigma (for the overlap, energy and gravity terms).
         coords: (B, N, 2) true positions in the sort order of ``x``, input units, box
-            frame (for the gravity term).
-        gamma: (B,) field strengths (for the gravity term).
+            frame (for the gravity, box and height terms).
+        gamma: (B,) field strengths (for the gravity and the per-gamma batch terms).
         box: the box side L, sigma (for the box term).
     """
     a, b = kl_weight(cfg, epoch)
@@ -126,12 +127,23 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     if cfg.energy_weight > 0:  # input units -> sigma
         total = total + cfg.energy_weight * energy_loss(
             out.x_hat * scale, x * scale, cfg.energy_mode, cfg.energy_kt, cfg.energy_clip)
+    placed_terms = [name for name, w in (("gravity", cfg.gravity_weight),
+                                         ("box", cfg.box_weight),
+                                         ("height", cfg.height_weight)) if w > 0]
+    if placed_terms:  # the decoded positions moved onto the true ones, once for all three
+        missing = [what for what, absent in (
+            ("decoded positions (out.coords)", out.coords is None),
+            ("the true positions (coords)", coords is None),
+            ("gamma", "gravity" in placed_terms and gamma is None),
+            ("the box", "box" in placed_terms and box is None)) if absent]
+        if missing:
+            raise ValueError(f"the {' and '.join(placed_terms)} term(s) need "
+                             f"{', '.join(missing)}")
+        c_true = coords * scale
+        c_hat = align_rigid(out.coords * scale, c_true)
     if cfg.gravity_weight > 0:
-        if out.coords is None or coords is None or gamma is None:
-            raise ValueError("the gravity term needs decoded positions (out.coords), the "
-                             "true positions (coords) and gamma")
-        total = total + cfg.gravity_weight * gravity_loss(out.coords * scale, coords * scale,
-                                                          gamma, cfg.energy_kt)
+        total = total + cfg.gravity_weight * gravity_loss(c_hat, c_true, gamma,
+                                                          cfg.energy_kt, aligned=True)
     if cfg.pr_weight > 0:
         total = total + cfg.pr_weight * pair_distribution_loss(out.x_hat * scale, x * scale,
                                                                gamma)
@@ -139,15 +151,9 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         total = total + cfg.energy_dist_weight * energy_distribution_loss(
             out.x_hat * scale, x * scale, gamma, cfg.energy_clip)
     if cfg.box_weight > 0:
-        if out.coords is None or coords is None or box is None:
-            raise ValueError("the box term needs decoded positions (out.coords), the true "
-                             "positions (coords) and the box")
-        total = total + cfg.box_weight * box_loss(out.coords * scale, coords * scale, box)
+        total = total + cfg.box_weight * box_loss(c_hat, c_true, box, aligned=True)
     if cfg.height_weight > 0:
-        if out.coords is None or coords is None:
-            raise ValueError("the height term needs decoded positions (out.coords) and the "
-                             "true positions (coords)")
-        total = total + cfg.height_weight * height_distribution_loss(
-            out.coords * scale, coords * scale, gamma)
+        total = total + cfg.height_weight * height_distribution_loss(c_hat, c_true, gamma,
+                                                                     aligned=True)
     return LossParts(total, r, kl, b)
 

@@ -247,8 +247,14 @@ def align_rigid(c_hat: Tensor, c: Tensor) -> Tensor:
     return best + centre
 
 
-def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float = 0.75
-                 ) -> Tensor:
+def _aligned(c_hat: Tensor, c: Tensor, done: bool) -> Tensor:
+    """c_hat moved onto c (:func:`align_rigid`) unless the caller already did it (the
+    loss aligns once for the gravity, box and height terms)."""
+    return c_hat if done else align_rigid(c_hat, c)
+
+
+def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float = 0.75,
+                 *, aligned: bool = False) -> Tensor:
     """mean_b rho(beta (E^_g,b - E_g,b) / N) with E_g = gamma sum_i (y_i - min_j y_j) of
     the decoded positions aligned to the true ones (:func:`align_rigid`; see the module
     docstring; rho as in :func:`energy_loss`). A 0-d tensor.
@@ -258,8 +264,9 @@ def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float 
         c_sigma: (B, N, 2) the true positions in the same sort order, sigma, box frame.
         gamma: (B,) or scalar field strengths.
         kt: kT, epsilon.
+        aligned: c_hat_sigma is already :func:`align_rigid` (c_hat, c_sigma).
     """
-    y_hat = align_rigid(c_hat_sigma, c_sigma)[..., 1]
+    y_hat = _aligned(c_hat_sigma, c_sigma, aligned)[..., 1]
     y = c_sigma[..., 1]
     g = torch.as_tensor(gamma, dtype=y.dtype, device=y.device).reshape(-1)
     e_hat = (y_hat - y_hat.min(1, keepdim=True).values).sum(1)
@@ -267,7 +274,8 @@ def gravity_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor, kt: float 
     return _robust_square(g * (e_hat - e) / (y.shape[1] * kt)).mean()
 
 
-def box_loss(c_hat_sigma: Tensor, c_sigma: Tensor, box: float) -> Tensor:
+def box_loss(c_hat_sigma: Tensor, c_sigma: Tensor, box: float, *,
+             aligned: bool = False) -> Tensor:
     """mean_b sum_i |c^_i - clip(c^_i, 0, L)|^2 (sigma^2) of the decoded positions
     aligned to the true ones (:func:`align_rigid`): how far the decoded shape, put where
     the true configuration lies, reaches out of the L x L box (zero inside). A shape
@@ -277,8 +285,9 @@ def box_loss(c_hat_sigma: Tensor, c_sigma: Tensor, box: float) -> Tensor:
         c_hat_sigma: (B, N, 2) decoded slot positions, sigma, any rigid frame.
         c_sigma: (B, N, 2) the true positions in the same sort order, sigma, box frame.
         box: the box side L, sigma.
+        aligned: c_hat_sigma is already :func:`align_rigid` (c_hat, c_sigma).
     """
-    a = align_rigid(c_hat_sigma, c_sigma)
+    a = _aligned(c_hat_sigma, c_sigma, aligned)
     return (F.relu(-a).pow(2) + F.relu(a - float(box)).pow(2)).sum((1, 2)).mean()
 
 
@@ -323,7 +332,8 @@ def pair_distribution_loss(d_hat_sigma: Tensor, d_sigma: Tensor,
 
 
 def height_distribution_loss(c_hat_sigma: Tensor, c_sigma: Tensor,
-                             gamma: Tensor | float | None = None) -> Tensor:
+                             gamma: Tensor | float | None = None, *,
+                             aligned: bool = False) -> Tensor:
     """W1 (sigma) between the heights above the lowest particle, y_i - min_j y_j, of the
     decoded positions aligned to the true ones (:func:`align_rigid`) and of the true
     positions, pooled per gamma (see the module docstring). A 0-d tensor.
@@ -332,8 +342,9 @@ def height_distribution_loss(c_hat_sigma: Tensor, c_sigma: Tensor,
         c_hat_sigma: (B, N, 2) decoded slot positions, sigma, any rigid frame.
         c_sigma: (B, N, 2) the true positions in the same sort order, sigma, box frame.
         gamma: (B,) field strengths (None or a scalar: one group).
+        aligned: c_hat_sigma is already :func:`align_rigid` (c_hat, c_sigma).
     """
-    y_hat = align_rigid(c_hat_sigma, c_sigma)[..., 1]
+    y_hat = _aligned(c_hat_sigma, c_sigma, aligned)[..., 1]
     y = c_sigma[..., 1]
     return _per_gamma(y_hat - y_hat.min(1, keepdim=True).values,
                       y - y.min(1, keepdim=True).values, gamma)
