@@ -660,7 +660,6 @@ def test_anomaly_pass_of_a_gamma_decoder_takes_the_best_trained_gamma(trained_ru
     np.testing.assert_array_equal(vp.gamma, want)
     for i in range(len(x)):
         np.testing.assert_array_equal(vp.x_hat[i], per[float(vp.gamma[i])][i])
-    assert len(set(vp.gamma)) >= 1 and set(vp.gamma) <= set(tv.info.gammas)
     a = iwae_bound(tv, x[:5], 4, seed=0, gamma=vp.gamma[:5]).score
     from pipelines.anomaly.scores import iwae as iwae_score
     from pipelines.anomaly.scores.base import Batch

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vae.checkpoint import TrainedVAE
+from vae.checkpoint import CheckpointError, TrainedVAE
 from vae.likelihood import decoder_variance
 
 __all__ = ["Score", "FitData", "Batch", "VAEPass", "vae_pass", "decoder_variance",
@@ -119,18 +119,18 @@ def vae_pass(model: TrainedVAE, x: np.ndarray, batch_size: int = 1024) -> VAEPas
         return ((xf - xh) ** 2).mean(axis=1)
 
     g_hat = None
-    if getattr(model.model, "needs_gamma", False):
-        x_hat, recon, g_hat = None, None, None
-        for g in sorted(model.info.gammas):
+    if model.model.needs_gamma:
+        gammas = sorted(model.info.gammas)
+        if not gammas:
+            raise CheckpointError("this model's decoder takes gamma, but its checkpoint "
+                                  "records no trained gamma")
+        x_hat = model.decode(mu, batch_size, gamma=gammas[0])
+        recon, g_hat = error(x_hat), np.full(len(x), float(gammas[0]))
+        for g in gammas[1:]:
             xh = model.decode(mu, batch_size, gamma=g)
             r = error(xh)
-            if x_hat is None:
-                x_hat, recon, g_hat = xh, r, np.full(len(x), float(g))
-            else:
-                better = r < recon
-                x_hat[better], recon[better], g_hat[better] = xh[better], r[better], g
-        if x_hat is None:  # no trained gamma recorded: refuse as decode does
-            x_hat = model.decode(mu, batch_size)
+            better = r < recon
+            x_hat[better], recon[better], g_hat[better] = xh[better], r[better], g
     else:
         x_hat = model.decode(mu, batch_size)
         recon = error(x_hat)
