@@ -258,9 +258,11 @@ class LossConfig:
     places particles); ``energy_dist_weight`` * the W1 between their pair energies per
     particle (:func:`vae.physical.energy_distribution_loss`); ``box_weight`` * how far
     the decoded positions, aligned to the true ones, leave the box
-    (:func:`vae.physical.box_loss`, sigma^2; decoders that place particles). ``denoise``:
-    the
-    encoder sees positions displaced by N(0, denoise^2) per axis (sigma), the loss
+    (:func:`vae.physical.box_loss`, sigma^2; decoders that place particles);
+    ``placed_height_weight`` * the W1 (sigma) between the box-frame heights of the
+    decoded shapes put in the box by the thermal placement (at kT = ``energy_kt``) and
+    the true heights, per gamma (:func:`vae.physical.placed_height_loss`; decoders that
+    place particles). ``denoise``: the encoder sees positions displaced by N(0, denoise^2) per axis (sigma), the loss
     compares with the clean matrix (training only).
 
     Attributes:
@@ -275,6 +277,7 @@ class LossConfig:
         pr_weight, height_weight, energy_dist_weight: the batch distribution terms
             (0 = off).
         box_weight: the box term (0 = off).
+        placed_height_weight: the placed-height term (0 = off).
     """
 
     form: str = "lambda"
@@ -293,6 +296,7 @@ class LossConfig:
     height_weight: float = 0.0
     energy_dist_weight: float = 0.0
     box_weight: float = 0.0
+    placed_height_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
@@ -301,7 +305,7 @@ class LossConfig:
         _check_int("loss.kl_warmup_epochs", self.kl_warmup_epochs, 0)
         for name in ("overlap_weight", "chamfer_weight", "denoise", "energy_weight",
                      "gravity_weight", "pr_weight", "height_weight",
-                     "energy_dist_weight", "box_weight"):
+                     "energy_dist_weight", "box_weight", "placed_height_weight"):
             _check_float(f"loss.{name}", getattr(self, name), 0.0, math.inf, hi_open=True)
         _check_float("loss.overlap_radius", self.overlap_radius, 0.0, math.inf,
                      lo_open=True, hi_open=True)
@@ -374,7 +378,8 @@ class RunConfig:
                               f"{self.data.representation!r} representation (use "
                               f"{' or '.join(ok)})")
         lo = self.loss
-        for name in ("gravity_weight", "height_weight", "box_weight"):
+        for name in ("gravity_weight", "height_weight", "box_weight",
+                     "placed_height_weight"):
             if getattr(lo, name) and not _architectures()[self.model.arch].places_particles:
                 placing = [a.name for a in _architectures().values() if a.places_particles]
                 raise ConfigError(f"loss.{name}: needs a decoder that places particles "

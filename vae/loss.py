@@ -21,7 +21,7 @@ penalty of the decoded configuration, the Chamfer distance between sorted distan
 rows, the LJ energy term, the gravity term and the batch's pair-distance and height
 distributions (``LossConfig.overlap_weight``, ``chamfer_weight``, ``energy_weight``,
 ``gravity_weight``, ``pr_weight``, ``height_weight``, ``energy_dist_weight``,
-``box_weight``);
+``box_weight``, ``placed_height_weight``);
 ``recon`` stays the MSE.
 """
 
@@ -43,6 +43,7 @@ from vae.physical import (
     height_distribution_loss,
     overlap_penalty,
     pair_distribution_loss,
+    placed_height_loss,
     row_chamfer,
 )
 
@@ -100,7 +101,8 @@ def reconstruction_error(out: VAEOutput, x: Tensor, kind: str = "mse") -> Tensor
 
 def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
              epoch: int | None = None, scale: float = 1.0, coords: Tensor | None = None,
-             gamma: Tensor | None = None, box: float | None = None) -> LossParts:
+             gamma: Tensor | None = None, box: float | None = None,
+             placement_seed: int = 0) -> LossParts:
     """The loss of a batch.
 
     Args:
@@ -113,7 +115,8 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         coords: (B, N, 2) true positions in the sort order of ``x``, input units, box
             frame (for the gravity, box and height terms).
         gamma: (B,) field strengths (for the gravity and the per-gamma batch terms).
-        box: the box side L, sigma (for the box term).
+        box: the box side L, sigma (for the box and placed-height terms).
+        placement_seed: the thermal placement's seed of the placed-height term.
     """
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)
@@ -129,13 +132,17 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
             out.x_hat * scale, x * scale, cfg.energy_mode, cfg.energy_kt, cfg.energy_clip)
     placed_terms = [name for name, w in (("gravity", cfg.gravity_weight),
                                          ("box", cfg.box_weight),
-                                         ("height", cfg.height_weight)) if w > 0]
+                                         ("height", cfg.height_weight),
+                                         ("placed height", cfg.placed_height_weight))
+                    if w > 0]
     if placed_terms:  # the decoded positions moved onto the true ones, once for all three
         missing = [what for what, absent in (
             ("decoded positions (out.coords)", out.coords is None),
             ("the true positions (coords)", coords is None),
-            ("gamma", "gravity" in placed_terms and gamma is None),
-            ("the box", "box" in placed_terms and box is None)) if absent]
+            ("gamma", ("gravity" in placed_terms or "placed height" in placed_terms)
+             and gamma is None),
+            ("the box", ("box" in placed_terms or "placed height" in placed_terms)
+             and box is None)) if absent]
         if missing:
             raise ValueError(f"the {' and '.join(placed_terms)} term(s) need "
                              f"{', '.join(missing)}")
@@ -155,5 +162,8 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     if cfg.height_weight > 0:
         total = total + cfg.height_weight * height_distribution_loss(c_hat, c_true, gamma,
                                                                      aligned=True)
+    if cfg.placed_height_weight > 0:
+        total = total + cfg.placed_height_weight * placed_height_loss(
+            out.coords * scale, c_true, gamma, box, cfg.energy_kt, seed=placement_seed)
     return LossParts(total, r, kl, b)
 

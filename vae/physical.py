@@ -63,6 +63,18 @@ Loss terms that use the decoded configuration (added to the study's MSE + lambda
   (batches of 1024) losses differ by that much even for a perfect decoder.
 * :func:`box_loss`: the squared distance by which the decoded positions, aligned to the
   true ones, leave the box (a decoded shape wider than the box cannot be placed).
+* :func:`placed_height_loss`: the batch's height profile rho(y) as the product makes it.
+  The generated configurations are the decoded shapes put in the box by the thermal
+  placement (:mod:`reconstruct.placement`), which draws each shape's orientation and
+  height from its conditional Boltzmann law; their rho(y) depends on the shape through
+  that law, which :func:`height_distribution_loss` (heights above the lowest particle,
+  in the true configuration's frame) does not see. This term places the detached
+  decoded shapes with that rule, keeps the drawn rotation theta and COM height y0, and
+  recomputes the heights y_i = sin(theta) q_x + cos(theta) q_y + y0 (q: positions about
+  their centroid) differentiably in the decoded positions; the loss is the W1 between
+  these heights and the true box-frame heights, per gamma. The gradient moves the
+  shape at a fixed placement, so it pulls particles up or down inside the drawn
+  orientation; each step draws new placements (``seed``).
 
 Denoising (seed 000) is done by the training loop (:mod:`vae.training`): the encoder
 sees the distance matrix of positions displaced by N(0, s^2) per axis, the loss
@@ -86,7 +98,8 @@ __all__ = ["CoordVAE", "ProjectedPairVAE", "planar_coordinates", "pair_distance_
            "overlap_penalty", "row_chamfer", "sorted_rows", "ENERGY_MODES", "LJ_CUTOFF",
            "soft_lj", "pair_energy_sum", "particle_energies", "energy_loss", "align_rigid",
            "gravity_loss", "wasserstein_1d", "pair_distribution_loss",
-           "height_distribution_loss", "energy_distribution_loss", "box_loss"]
+           "height_distribution_loss", "energy_distribution_loss", "box_loss",
+           "placed_height_loss"]
 
 #: The data's LJ cutoff, sigma (cut, not shifted; docs/reference.md section 1).
 LJ_CUTOFF = 3.0
@@ -367,6 +380,44 @@ def energy_distribution_loss(d_hat_sigma: Tensor, d_sigma: Tensor,
     n = d_sigma.shape[-1]
     return _per_gamma(pair_energy_sum(d_hat_sigma, r_clip) / n,
                       pair_energy_sum(d_sigma, r_clip) / n, gamma)
+
+
+def placed_height_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor | float,
+                       box: float, kt: float = 0.75, *, seed: int = 0,
+                       n_angles: int = 128) -> Tensor:
+    """W1 (sigma) between the box-frame heights of the decoded shapes placed by the
+    thermal rule and the true heights, pooled per gamma (see the module docstring). A
+    0-d tensor; gradients flow to ``c_hat_sigma`` at the drawn placements.
+
+    Args:
+        c_hat_sigma: (B, N, 2) decoded slot positions, sigma, any rigid frame.
+        c_sigma: (B, N, 2) the true positions, sigma, box frame.
+        gamma: (B,) or scalar field strengths (the placement's law and the groups).
+        box: the box side L, sigma.
+        kt: kT of the placement's law, epsilon.
+        seed: the placement's master seed (the training step passes a fresh one).
+        n_angles: the placement's angle bins (any value draws the same law).
+
+    A shape that fits in no orientation is left unrotated, resting on the floor.
+    """
+    from reconstruct.placement import place
+
+    b = c_hat_sigma.shape[0]
+    g = torch.as_tensor(gamma, dtype=c_hat_sigma.dtype).reshape(-1)
+    g_np = np.broadcast_to(g.detach().cpu().double().numpy(), (b,)).copy()
+    shapes = c_hat_sigma.detach().cpu().double().numpy()
+    placed = place(shapes, float(box), "thermal", gamma=g_np, temperature=float(kt),
+                   seed=int(seed), n_angles=int(n_angles))
+    fits = torch.as_tensor(placed.fits, device=c_hat_sigma.device)
+    theta = torch.as_tensor(np.where(placed.fits, placed.theta, 0.0),
+                            dtype=c_hat_sigma.dtype, device=c_hat_sigma.device)
+    y0 = torch.as_tensor(placed.com_height, dtype=c_hat_sigma.dtype,
+                         device=c_hat_sigma.device)
+    q = c_hat_sigma - c_hat_sigma.mean(1, keepdim=True)
+    y_rot = torch.sin(theta)[:, None] * q[..., 0] + torch.cos(theta)[:, None] * q[..., 1]
+    floor = y_rot - y_rot.min(1, keepdim=True).values  # unfitting shapes: on the floor
+    y_hat = torch.where(fits[:, None], y_rot + y0[:, None], floor)
+    return _per_gamma(y_hat, c_sigma[..., 1], gamma)
 
 
 def sorted_rows(d: Tensor) -> Tensor:

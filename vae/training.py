@@ -333,13 +333,20 @@ def _same_except_schedule(a: RunConfig, b: RunConfig) -> str | None:
 
 def _sorted_coordinates(data: PreparedData, cfg: RunConfig, device) -> torch.Tensor | None:
     """(M, N, 2) sorted positions in input units, box frame, when a loss term needs them
-    (denoising, the gravity and height terms), else None."""
+    (denoising, the gravity, box and height terms), else None."""
     lo = cfg.loss
     if not (lo.denoise > 0 or lo.gravity_weight > 0 or lo.height_weight > 0
-            or lo.box_weight > 0):
+            or lo.box_weight > 0 or lo.placed_height_weight > 0):
         return None
     return torch.as_tensor(coordinates(data.positions, data.info.box, cfg.data.sort,
                                        cfg.data.scaling), device=device)
+
+
+def _step_seed(seed: int, epoch: int, batch: int) -> int:
+    """The seed of one training step's random placements (the placed-height term): a
+    function of the run's seed and the step only, so a resumed run draws the same."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(batch)])
+               .generate_state(1, np.uint32)[0])
 
 
 def _noisy_inputs(coords: torch.Tensor, noise: float, generator: torch.Generator
@@ -447,7 +454,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
                     if cfg.loss.denoise > 0 else xb
                 out = model(x_in, generator=g_noise, gamma=g_train[idx])
                 parts = vae_loss(out, xb, cfg.loss, recon=cfg.recon, epoch=epoch, scale=scale,
-                                 coords=cb, gamma=g_train[idx], box=data.info.box)
+                                 coords=cb, gamma=g_train[idx], box=data.info.box,
+                                 placement_seed=_step_seed(t.seed, epoch, b))
                 opt.zero_grad(set_to_none=True)
                 parts.total.backward()
                 if t.grad_clip > 0:

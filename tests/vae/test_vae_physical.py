@@ -43,6 +43,7 @@ from vae.physical import (
     pair_distribution_loss,
     pair_energy_sum,
     particle_energies,
+    placed_height_loss,
     planar_coordinates,
     row_chamfer,
     soft_lj,
@@ -389,6 +390,60 @@ def test_box_loss_is_zero_inside_and_the_squared_overhang_outside(rng):
     assert box_loss(out, c, BOX).item() > 0.1
 
 
+def _placeable_batch(seed, b=8, spread=1.0):
+    """Compact random shapes (N points in a disc of radius ~2 sigma, scaled by
+    ``spread``) in arbitrary frames, true box-frame configurations, gammas."""
+    r = np.random.default_rng(seed)
+    ang = r.uniform(0, 2 * np.pi, (b, N))
+    rad = 2.0 * np.sqrt(r.uniform(0, 1, (b, N)))
+    shapes = np.stack([rad * np.cos(ang), rad * np.sin(ang)], -1) * spread
+    c_hat = torch.as_tensor(shapes + r.normal(0, 10, (b, 1, 2)))
+    c = torch.as_tensor(r.uniform(0, BOX, (b, N, 2)) * np.array([1.0, 0.5]))
+    g = torch.as_tensor(np.repeat([0.4, 1.0], b // 2))
+    return c_hat, c, g
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_placed_height_loss_is_w1_of_the_thermal_placements_heights(seed):
+    """The term's heights are those of reconstruct.placement.place (thermal, same seed):
+    the loss equals scipy's W1 between the placed heights and the true ones per gamma,
+    does not depend on the decoded frame's translation, changes with the seed, and
+    gives finite gradients."""
+    from scipy.stats import wasserstein_distance
+
+    from reconstruct.placement import place
+
+    c_hat, c, g = _placeable_batch(seed)
+    placed = place(c_hat.numpy(), BOX, "thermal", gamma=g.numpy(), temperature=0.75,
+                   seed=5, n_angles=128)
+    assert placed.fits.all()
+    y = placed.positions[..., 1]
+    ref = np.mean([wasserstein_distance(y[g == v].ravel(), c[g == v][..., 1].ravel().numpy())
+                   for v in (0.4, 1.0)])
+    got = placed_height_loss(c_hat, c, g, BOX, 0.75, seed=5)
+    assert got.item() == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    shifted = placed_height_loss(c_hat + torch.as_tensor([3.0, -7.0]), c, g, BOX, seed=5)
+    assert shifted.item() == pytest.approx(got.item(), rel=1e-9)
+    assert placed_height_loss(c_hat, c, g, BOX, seed=6).item() != pytest.approx(got.item())
+    leaf = c_hat.clone().requires_grad_()
+    placed_height_loss(leaf, c, g, BOX, seed=5).backward()
+    assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0
+
+
+def test_placed_height_loss_sees_how_tall_the_placed_shapes_are():
+    """True configurations lying flat on the floor: decoded shapes spread twice as far
+    are placed taller and cost more, averaged over placement seeds (the difference is
+    many times its seed-to-seed spread)."""
+    _, c, g = _placeable_batch(0, b=16)
+    c = c * torch.as_tensor([1.0, 0.4])  # heights 0-1.2 sigma
+    compact = [placed_height_loss(_placeable_batch(1, b=16)[0], c, g, BOX, seed=s).item()
+               for s in range(8)]
+    tall = [placed_height_loss(_placeable_batch(1, b=16, spread=2.0)[0], c, g, BOX,
+                               seed=s).item() for s in range(8)]
+    spread = max(np.std(compact), np.std(tall)) + 1e-12
+    assert np.mean(tall) - np.mean(compact) > 5 * spread
+
+
 def test_distribution_losses_give_finite_gradients():
     c_hat, c, g = _distribution_batch(0)
     c_hat = c_hat.clone().requires_grad_()
@@ -424,6 +479,16 @@ def test_physics_terms_are_validated():
         model = build_model(cfg, N, BOX)
         x = torch.rand(2, 1, N, N)
         vae_loss(model(x), x, cfg.loss, scale=SCALE)
+    with pytest.raises(ConfigError, match="loss.placed_height_weight"):
+        RunConfig(DataConfig(), ModelConfig(arch="pair"),
+                  LossConfig(placed_height_weight=1.0))
+    with pytest.raises(ConfigError, match="loss.placed_height_weight"):
+        LossConfig(placed_height_weight=-0.1)
+    with pytest.raises(ValueError, match="placed height term"):
+        cfg = _cfg(placed_height_weight=1.0)
+        model = build_model(cfg, N, BOX)
+        x = torch.rand(2, 1, N, N)
+        vae_loss(model(x), x, cfg.loss, scale=SCALE)
     with pytest.raises(ValueError, match="gravity term"):
         cfg = _cfg(gravity_weight=1.0)
         model = build_model(cfg, N, BOX)
@@ -440,9 +505,10 @@ def test_physics_terms_are_validated():
 
 @pytest.fixture(scope="module", params=["coord", "pair2d"])
 def trained_run(data_file, tmp_path_factory, request):
-    """A coord / pair2d VAE with gamma, every loss term and denoising, trained 2 epochs."""
+    """A coord / pair2d VAE with gamma, the overlap, Chamfer and placed-height terms and
+    denoising, trained 2 epochs."""
     cfg = _cfg(True, arch=request.param, overlap_weight=1.0, chamfer_weight=1.0,
-               denoise=0.05)
+               denoise=0.05, placed_height_weight=0.1)
     data = prepare_data(cfg, [data_file])
     root = tmp_path_factory.mktemp("phys_run")
     res = train(cfg, data, root / "run", progress=False)
