@@ -262,8 +262,9 @@ class LossConfig:
     ``placed_height_weight`` * the W1 (sigma) between the box-frame heights of the
     decoded shapes put in the box by the thermal placement (at kT = ``energy_kt``) and
     the true heights, per gamma (:func:`vae.physical.placed_height_loss`; decoders that
-    place particles). ``denoise``: the encoder sees positions displaced by N(0, denoise^2) per axis (sigma), the loss
-    compares with the clean matrix (training only).
+    place particles). ``denoise``: the encoder sees positions displaced by
+    N(0, denoise^2) per axis (sigma), the loss compares with the clean matrix (training
+    only).
 
     Attributes:
         form: ``lambda`` or ``beta``.
