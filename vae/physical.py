@@ -384,7 +384,7 @@ def energy_distribution_loss(d_hat_sigma: Tensor, d_sigma: Tensor,
 
 def placed_height_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor | float,
                        box: float, kt: float = 0.75, *, seed: int = 0,
-                       n_angles: int = 128) -> Tensor:
+                       n_angles: int = 128, n_draws: int = 1) -> Tensor:
     """W1 (sigma) between the box-frame heights of the decoded shapes placed by the
     thermal rule and the true heights, pooled per gamma (see the module docstring). A
     0-d tensor; gradients flow to ``c_hat_sigma`` at the drawn placements.
@@ -397,9 +397,22 @@ def placed_height_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor | flo
         kt: kT of the placement's law, epsilon.
         seed: the placement's master seed (the training step passes a fresh one).
         n_angles: the placement's angle bins (any value draws the same law).
+        n_draws: placements per shape; the mean of their W1 (the validation loss uses
+            several: one draw's W1 scatters from epoch to epoch by about its sampling
+            floor, which would decide early stopping by chance).
 
     A shape that fits in no orientation is left unrotated, resting on the floor.
     """
+    if n_draws > 1:  # independent streams of the same master seed (``start``)
+        return torch.stack([_placed_height_draw(c_hat_sigma, c_sigma, gamma, box, kt, seed,
+                                                n_angles, k) for k in range(n_draws)]).mean()
+    return _placed_height_draw(c_hat_sigma, c_sigma, gamma, box, kt, seed, n_angles, 0)
+
+
+def _placed_height_draw(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor | float,
+                        box: float, kt: float, seed: int, n_angles: int, draw: int
+                        ) -> Tensor:
+    """One draw of :func:`placed_height_loss`: placement streams start at draw * B."""
     from reconstruct.placement import place
 
     b = c_hat_sigma.shape[0]
@@ -407,7 +420,7 @@ def placed_height_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor | flo
     g_np = np.broadcast_to(g.detach().cpu().double().numpy(), (b,)).copy()
     shapes = c_hat_sigma.detach().cpu().double().numpy()
     placed = place(shapes, float(box), "thermal", gamma=g_np, temperature=float(kt),
-                   seed=int(seed), n_angles=int(n_angles))
+                   seed=int(seed), n_angles=int(n_angles), start=int(draw) * b)
     fits = torch.as_tensor(placed.fits, device=c_hat_sigma.device)
     theta = torch.as_tensor(np.where(placed.fits, placed.theta, 0.0),
                             dtype=c_hat_sigma.dtype, device=c_hat_sigma.device)

@@ -425,6 +425,15 @@ def test_placed_height_loss_is_w1_of_the_thermal_placements_heights(seed):
     shifted = placed_height_loss(c_hat + torch.as_tensor([3.0, -7.0]), c, g, BOX, seed=5)
     assert shifted.item() == pytest.approx(got.item(), rel=1e-9)
     assert placed_height_loss(c_hat, c, g, BOX, seed=6).item() != pytest.approx(got.item())
+    draws = [placed_height_loss(c_hat, c, g, BOX, seed=5, n_draws=k).item() for k in (1, 4)]
+    assert draws[0] == pytest.approx(got.item(), rel=1e-12)
+    more = place(np.concatenate([c_hat.numpy()] * 4), BOX, "thermal",
+                 gamma=np.tile(g.numpy(), 4), temperature=0.75, seed=5, n_angles=128)
+    y4 = more.positions[..., 1].reshape(4, *y.shape)
+    ref4 = np.mean([[wasserstein_distance(y4[k][g == v].ravel(),
+                                          c[g == v][..., 1].ravel().numpy())
+                     for v in (0.4, 1.0)] for k in range(4)])
+    assert draws[1] == pytest.approx(ref4, rel=1e-9)
     leaf = c_hat.clone().requires_grad_()
     placed_height_loss(leaf, c, g, BOX, seed=5).backward()
     assert torch.isfinite(leaf.grad).all() and leaf.grad.abs().sum() > 0
