@@ -262,7 +262,8 @@ class LossConfig:
     ``placed_height_weight`` * the W1 (sigma) between the box-frame heights of the
     decoded shapes put in the box by the thermal placement (at kT = ``energy_kt``) and
     the true heights, per gamma (:func:`vae.physical.placed_height_loss`; decoders that
-    place particles). ``denoise``: the encoder sees positions displaced by
+    place particles), averaged over ``placed_height_draws`` independent placements per
+    shape. ``denoise``: the encoder sees positions displaced by
     N(0, denoise^2) per axis (sigma), the loss compares with the clean matrix (training
     only).
 
@@ -279,6 +280,7 @@ class LossConfig:
             (0 = off).
         box_weight: the box term (0 = off).
         placed_height_weight: the placed-height term (0 = off).
+        placed_height_draws: placements per shape of that term (>= 1).
     """
 
     form: str = "lambda"
@@ -298,12 +300,14 @@ class LossConfig:
     energy_dist_weight: float = 0.0
     box_weight: float = 0.0
     placed_height_weight: float = 0.0
+    placed_height_draws: int = 1
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
         hi = 1.0 if self.form == "beta" else math.inf
         _check_float("loss.weight", self.weight, 0.0, hi, hi_open=self.form != "beta")
         _check_int("loss.kl_warmup_epochs", self.kl_warmup_epochs, 0)
+        _check_int("loss.placed_height_draws", self.placed_height_draws, 1, 1024)
         for name in ("overlap_weight", "chamfer_weight", "denoise", "energy_weight",
                      "gravity_weight", "pr_weight", "height_weight",
                      "energy_dist_weight", "box_weight", "placed_height_weight"):

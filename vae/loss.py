@@ -102,7 +102,7 @@ def reconstruction_error(out: VAEOutput, x: Tensor, kind: str = "mse") -> Tensor
 def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
              epoch: int | None = None, scale: float = 1.0, coords: Tensor | None = None,
              gamma: Tensor | None = None, box: float | None = None,
-             placement_seed: int = 0, placement_draws: int = 1) -> LossParts:
+             placement_seed: int = 0) -> LossParts:
     """The loss of a batch.
 
     Args:
@@ -117,7 +117,7 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         gamma: (B,) field strengths (for the gravity and the per-gamma batch terms).
         box: the box side L, sigma (for the box and placed-height terms).
         placement_seed: the thermal placement's seed of the placed-height term.
-        placement_draws: placements per shape of that term (their mean W1).
+
     """
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)
@@ -166,6 +166,6 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     if cfg.placed_height_weight > 0:
         total = total + cfg.placed_height_weight * placed_height_loss(
             out.coords * scale, c_true, gamma, box, cfg.energy_kt, seed=placement_seed,
-            n_draws=placement_draws)
+            n_draws=cfg.placed_height_draws)
     return LossParts(total, r, kl, b)
 

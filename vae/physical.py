@@ -397,9 +397,8 @@ def placed_height_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor | flo
         kt: kT of the placement's law, epsilon.
         seed: the placement's master seed (the training step passes a fresh one).
         n_angles: the placement's angle bins (any value draws the same law).
-        n_draws: placements per shape; the mean of their W1 (the validation loss uses
-            several: one draw's W1 scatters from epoch to epoch by about its sampling
-            floor, which would decide early stopping by chance).
+        n_draws: independent placements per shape; the loss is the mean of their W1
+            (a gradient averaged over more orientations and heights per step).
 
     A shape that fits in no orientation is left unrotated, resting on the floor.
     """

@@ -78,10 +78,6 @@ RUN_FILES = ("config.json", "last.pt", "best.pt", "history.csv", "history.json",
              "loss_curve.png", "metrics.json", "analysis/pca.png", "analysis/tsne.png",
              "analysis/kl_ranking.png", "analysis/traversal.png", "analysis/origin.png",
              "analysis/probe.png", "analysis/reconstructions.png", "analysis/latent.json")
-#: Thermal placements per shape of the placed-height term in the validation loss (the
-#: mean of their W1: one draw's scatter between epochs would decide early stopping and
-#: the plateau schedule by chance; training steps use one draw each).
-VALIDATION_PLACEMENTS = 8
 HISTORY_FIELDS = ("epoch", "lr", "kl_weight", "train_loss", "train_recon", "train_kl",
                   "val_loss", "val_recon", "val_kl", "epoch_time_s")
 
@@ -162,7 +158,6 @@ def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024
         box: the box side, sigma (box and placed-height terms).
         coords: (M, N, 2) sorted true positions, input units (gravity term).
 
-    The placed-height term is averaged over :data:`VALIDATION_PLACEMENTS` placements.
 
     Returns:
         ``{"loss", "recon", "kl"}`` averaged over configurations.
@@ -176,8 +171,7 @@ def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024
         gb = None if gamma is None else gamma[a:a + batch_size]
         cb = None if coords is None else coords[a:a + batch_size]
         parts = vae_loss(model(xb, sample=False, gamma=gb), xb, cfg.loss, recon=cfg.recon,
-                         scale=scale, coords=cb, gamma=gb, box=box,
-                         placement_draws=VALIDATION_PLACEMENTS)
+                         scale=scale, coords=cb, gamma=gb, box=box)
         w = xb.shape[0]
         sums["loss"] += parts.total.item() * w
         sums["recon"] += parts.recon.item() * w

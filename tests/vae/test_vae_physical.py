@@ -493,6 +493,8 @@ def test_physics_terms_are_validated():
                   LossConfig(placed_height_weight=1.0))
     with pytest.raises(ConfigError, match="loss.placed_height_weight"):
         LossConfig(placed_height_weight=-0.1)
+    with pytest.raises(ConfigError, match="loss.placed_height_draws"):
+        LossConfig(placed_height_draws=0)
     with pytest.raises(ValueError, match="placed height term"):
         cfg = _cfg(placed_height_weight=1.0)
         model = build_model(cfg, N, BOX)
