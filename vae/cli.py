@@ -182,6 +182,9 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="default none")
     t.add_argument("--grad-clip", type=nonneg_float, metavar="NORM",
                    help="clip each step's gradient to this global L2 norm (default 0: off)")
+    t.add_argument("--ema", type=nonneg_float, metavar="DECAY",
+                   help="validate, keep and return an exponential moving average of the "
+                        "weights with this decay per step, in [0, 1) (default 0: off)")
     t.add_argument("--seed", type=nonneg_int, help="training seed (default 0)")
     t.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                    help=f"CPU threads for torch, numba and BLAS (default {DEFAULT_THREADS})")
@@ -225,6 +228,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "grad_clip"): args.grad_clip,
+        ("train", "ema"): args.ema,
         ("train", "seed"): args.seed,
         ("train", "device"): args.device,
     }

@@ -338,6 +338,11 @@ class TrainConfig:
         device: ``cpu`` or ``cuda``.
         grad_clip: rescale each step's gradient to at most this global L2 norm
             (``torch.nn.utils.clip_grad_norm_``); 0 = off.
+        ema: decay d of an exponential moving average of the weights, updated after
+            every step (w_ema <- d w_ema + (1 - d) w); validation, early stopping,
+            ``best.pt`` and the returned model use the averaged weights (Polyak
+            averaging: it smooths the epoch-to-epoch swings of terms that change
+            quickly with the weights); 0 = off.
     """
 
     epochs: int = 100
@@ -349,6 +354,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     grad_clip: float = 0.0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         _check_int("train.epochs", self.epochs, 1)
@@ -360,6 +366,7 @@ class TrainConfig:
         _check_int("train.seed", self.seed, 0)
         _check_choice("train.device", self.device, ("cpu", "cuda"))
         _check_float("train.grad_clip", self.grad_clip, 0.0, math.inf, hi_open=True)
+        _check_float("train.ema", self.ema, 0.0, 1.0, hi_open=True)
 
 
 @dataclass

@@ -24,6 +24,7 @@ after a few epochs). Validation and test losses use z = mu_z (no sampling) and t
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -350,6 +351,18 @@ def _step_seed(seed: int, epoch: int, batch: int) -> int:
                .generate_state(1, np.uint32)[0])
 
 
+@torch.no_grad()
+def _update_average(averaged: VAE, model: VAE, decay: float) -> None:
+    """averaged <- decay * averaged + (1 - decay) * model, parameters and float buffers
+    alike (other buffers are copied)."""
+    for a, m in zip(averaged.state_dict().values(), model.state_dict().values(),
+                    strict=True):
+        if a.is_floating_point():
+            a.mul_(decay).add_(m, alpha=1.0 - decay)
+        else:
+            a.copy_(m)
+
+
 def _noisy_inputs(coords: torch.Tensor, noise: float, generator: torch.Generator
                   ) -> torch.Tensor:
     """Distance matrices (B, 1, N, N) of slot positions (B, N, 2) displaced by
@@ -382,6 +395,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
     t = cfg.train
     model = build_model(cfg, data.info.n_particles, data.info.box).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=t.lr)
+    # the weights' moving average (TrainConfig.ema): validated, kept as best.pt, returned
+    averaged = copy.deepcopy(model) if t.ema > 0 else model
     sched = _make_scheduler(opt, cfg)
     g_shuffle = torch.Generator().manual_seed(t.seed)
     g_noise = torch.Generator(device=device).manual_seed(t.seed + 1)
@@ -408,6 +423,11 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             sched.load_state_dict(json.loads(st["scheduler"]))
         g_shuffle.set_state(st["rng_shuffle"].cpu())
         g_noise.set_state(st["rng_noise"].cpu())
+        if t.ema > 0:
+            if "ema" not in st:
+                raise RunDirError("resume", f"{run_dir / 'last.pt'} holds no weight average "
+                                  "(train.ema)")
+            averaged.load_state_dict(st["ema"])
         history = ck.history
         best_val, best_epoch, stale = float(st["best_val"]), int(st["best_epoch"]), int(
             st["stale"])
@@ -462,6 +482,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
                 if t.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 opt.step()
+                if t.ema > 0:
+                    _update_average(averaged, model, t.ema)
                 w = xb.shape[0]
                 sums += torch.tensor([parts.total.item(), parts.recon.item(),
                                       parts.kl.item()], dtype=torch.float64) * w
@@ -473,7 +495,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             inner.close()
             train_time = time.perf_counter() - t0
             tr = (sums / n_train).tolist()
-            val = evaluate(model, x_val, cfg, gamma=g_val, scale=scale, coords=c_val,
+            val = evaluate(averaged, x_val, cfg, gamma=g_val, scale=scale, coords=c_val,
                            box=data.info.box)
             if not (math.isfinite(tr[0]) and math.isfinite(val["loss"])):
                 raise UserError(f"training diverged at epoch {epoch} (loss is not finite); "
@@ -491,7 +513,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             })
             if val["loss"] < best_val - t.min_delta:
                 best_val, best_epoch, stale = val["loss"], epoch, 0
-                save_checkpoint(run_dir / "best.pt", model, cfg, data.info, split,
+                save_checkpoint(run_dir / "best.pt", averaged, cfg, data.info, split,
                                 epoch=epoch, history=history)
             else:
                 stale += 1
@@ -503,6 +525,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             }
             if sched is not None:
                 state["scheduler"] = json.dumps(sched.state_dict())
+            if t.ema > 0:
+                state["ema"] = averaged.state_dict()
             save_checkpoint(run_dir / "last.pt", model, cfg, data.info, split, epoch=epoch,
                             history=history, train_state=state)
             _write_history(run_dir, history)

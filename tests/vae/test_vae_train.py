@@ -77,6 +77,57 @@ def test_training_is_deterministic_and_resume_continues_exactly(data_file, tmp_p
         assert torch.equal(last_full[k], last_res[k]), k
 
 
+def test_weight_average_is_the_moving_average_of_the_steps(data_file, tmp_path,
+                                                              monkeypatch):
+    """train.ema: best.pt holds w_ema <- d w_ema + (1 - d) w over every step's weights
+    from the initial ones (recomputed here from the weights recorded at each step), the
+    history's validation loss is that of the averaged weights, and a resumed run
+    continues the average exactly."""
+    from vae import training
+
+    data = prepare_data(_cfg(), [data_file])
+    d = 0.8
+    init: dict[str, torch.Tensor] = {}
+    seen: list[dict[str, torch.Tensor]] = []
+    update = training._update_average
+
+    def recording(averaged, model, decay):
+        if not seen:
+            init.update({k: v.clone() for k, v in averaged.state_dict().items()})
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        update(averaged, model, decay)
+
+    monkeypatch.setattr(training, "_update_average", recording)
+    res = training.train(_cfg(epochs=2, ema=d, patience=0), data, tmp_path / "ema",
+                         progress=False)
+    monkeypatch.setattr(training, "_update_average", update)
+    best = load_checkpoint(tmp_path / "ema" / "best.pt")
+    steps = len(seen) // 2 * best.epoch
+    avg = init
+    for w in seen[:steps]:
+        avg = {k: d * avg[k] + (1 - d) * w[k] if w[k].is_floating_point() else w[k]
+               for k in w}
+    for k, v in best.state_dict.items():
+        torch.testing.assert_close(v, avg[k], rtol=1e-5, atol=1e-7)
+    raw = seen[steps - 1]
+    assert max(float((best.state_dict[k] - raw[k]).abs().max()) for k in raw
+               if raw[k].is_floating_point()) > 1e-3  # the average is not the last step
+    x_val = torch.as_tensor(data.x[data.split.val])
+    model = load_model(tmp_path / "ema" / "best.pt").model
+    assert evaluate(model, x_val, _cfg())["loss"] == pytest.approx(
+        res.history[best.epoch - 1]["val_loss"], rel=1e-6)
+    # resume: 1 epoch, then on to 2, equals 2 straight, the average included
+    training.train(_cfg(epochs=1, ema=d, patience=0), data, tmp_path / "part", progress=False)
+    again = training.train(_cfg(epochs=2, ema=d, patience=0), data, tmp_path / "part",
+                           resume=True, progress=False)
+    assert [h["val_loss"] for h in again.history] == [h["val_loss"] for h in res.history]
+    a = load_checkpoint(tmp_path / "ema" / "last.pt").train_state["ema"]
+    b = load_checkpoint(tmp_path / "part" / "last.pt").train_state["ema"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match="train.ema"):
+        TrainConfig(ema=1.0)
+
+
 def test_resume_refuses_other_settings_or_data(data_file, tmp_path):
     data = prepare_data(_cfg(), [data_file])
     train(_cfg(epochs=1), data, tmp_path / "r", progress=False)
