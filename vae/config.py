@@ -341,8 +341,8 @@ class TrainConfig:
         ema: decay d of an exponential moving average of the weights, updated after
             every step (w_ema <- d w_ema + (1 - d) w); validation, early stopping,
             ``best.pt`` and the returned model use the averaged weights (Polyak
-            averaging: it smooths the epoch-to-epoch swings of terms that change
-            quickly with the weights); 0 = off.
+            averaging; measured worse than none on the physical VAE, see
+            vae/README.md); 0 = off.
     """
 
     epochs: int = 100

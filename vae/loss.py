@@ -117,7 +117,6 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         gamma: (B,) field strengths (for the gravity and the per-gamma batch terms).
         box: the box side L, sigma (for the box and placed-height terms).
         placement_seed: the thermal placement's seed of the placed-height term.
-
     """
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)

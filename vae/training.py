@@ -159,7 +159,6 @@ def evaluate(model: VAE, x: torch.Tensor, cfg: RunConfig, batch_size: int = 1024
         box: the box side, sigma (box and placed-height terms).
         coords: (M, N, 2) sorted true positions, input units (gravity term).
 
-
     Returns:
         ``{"loss", "recon", "kl"}`` averaged over configurations.
     """
