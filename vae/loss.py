@@ -130,23 +130,23 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     if cfg.energy_weight > 0:  # input units -> sigma
         total = total + cfg.energy_weight * energy_loss(
             out.x_hat * scale, x * scale, cfg.energy_mode, cfg.energy_kt, cfg.energy_clip)
-    placed_terms = [name for name, w in (("gravity", cfg.gravity_weight),
+    placed_terms = {name for name, w in (("gravity", cfg.gravity_weight),
                                          ("box", cfg.box_weight),
                                          ("height", cfg.height_weight),
                                          ("placed height", cfg.placed_height_weight))
-                    if w > 0]
-    if placed_terms:  # the decoded positions moved onto the true ones, once for all three
+                    if w > 0}
+    if placed_terms:
         missing = [what for what, absent in (
             ("decoded positions (out.coords)", out.coords is None),
             ("the true positions (coords)", coords is None),
-            ("gamma", ("gravity" in placed_terms or "placed height" in placed_terms)
-             and gamma is None),
-            ("the box", ("box" in placed_terms or "placed height" in placed_terms)
-             and box is None)) if absent]
+            ("gamma", bool(placed_terms & {"gravity", "placed height"}) and gamma is None),
+            ("the box", bool(placed_terms & {"box", "placed height"}) and box is None))
+            if absent]
         if missing:
-            raise ValueError(f"the {' and '.join(placed_terms)} term(s) need "
+            raise ValueError(f"the {' and '.join(sorted(placed_terms))} term(s) need "
                              f"{', '.join(missing)}")
         c_true = coords * scale
+    if placed_terms & {"gravity", "box", "height"}:  # aligned once for these three
         c_hat = align_rigid(out.coords * scale, c_true)
     if cfg.gravity_weight > 0:
         total = total + cfg.gravity_weight * gravity_loss(c_hat, c_true, gamma,

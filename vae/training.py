@@ -334,7 +334,7 @@ def _same_except_schedule(a: RunConfig, b: RunConfig) -> str | None:
 
 def _sorted_coordinates(data: PreparedData, cfg: RunConfig, device) -> torch.Tensor | None:
     """(M, N, 2) sorted positions in input units, box frame, when a loss term needs them
-    (denoising, the gravity, box and height terms), else None."""
+    (denoising, the gravity, box, height and placed-height terms), else None."""
     lo = cfg.loss
     if not (lo.denoise > 0 or lo.gravity_weight > 0 or lo.height_weight > 0
             or lo.box_weight > 0 or lo.placed_height_weight > 0):
