@@ -98,7 +98,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     placements per shape); e.g.
     ``coord+g+ov0.3+em0.01+gv0.1+pr0.1``. Training tokens (:func:`train_settings`):
     ``gcV`` = gradient clipping at norm V, ``lrp`` = the ``plateau`` LR schedule,
-    ``emaD`` = the weights' moving average with decay D (``--ema``);
+    ``emaD`` = the weights' moving average with decay D (``--ema``), ``selp`` = keep the
+    epoch of the best physics score (``--select physics``);
     ``wK``: decoder widths (K, K) instead of (512, 512).
     """
     arch, *tokens = name.split("+")
@@ -116,7 +117,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             loss["chamfer_weight"] = 1.0
         elif w := re.fullmatch(r"w([0-9]+)", tok):
             model["hidden"] = (int(w[1]), int(w[1]))
-        elif re.fullmatch(r"gc[0-9.e-]+|lrp|ema[0-9.e-]+", tok):
+        elif re.fullmatch(r"gc[0-9.e-]+|lrp|selp|ema[0-9.e-]+", tok):
             continue  # training settings: train_settings
         elif tok == "dn":
             loss["denoise"] = 0.05
@@ -144,13 +145,15 @@ def parse_variant(name: str) -> tuple[dict, dict]:
 
 
 def train_settings(name: str) -> dict:
-    """The TrainConfig fields a variant name sets (``gcV``, ``lrp``, ``emaD``)."""
+    """The TrainConfig fields a variant name sets (``gcV``, ``lrp``, ``emaD``, ``selp``)."""
     out: dict = {}
     for tok in name.split("+")[1:]:
         if m := re.fullmatch(r"gc([0-9.e-]+)", tok):
             out["grad_clip"] = float(m[1])
         elif tok == "lrp":
             out["lr_schedule"] = "plateau"
+        elif tok == "selp":
+            out["select"] = "physics"
         elif m := re.fullmatch(r"ema([0-9.e-]+)", tok):
             out["ema"] = float(m[1])
     return out

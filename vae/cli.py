@@ -50,6 +50,7 @@ from vae.config import (
     DEFAULT_ARCH,
     ENERGY_MODES,
     LR_SCHEDULES,
+    SELECTIONS,
     REPRESENTATIONS,
     SCALINGS,
     SORT_KEYS,
@@ -185,6 +186,10 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--ema", type=nonneg_float, metavar="DECAY",
                    help="validate, keep and return an exponential moving average of the "
                         "weights with this decay per step, in [0, 1) (default 0: off)")
+    t.add_argument("--select", choices=SELECTIONS,
+                   help="what keeps best.pt and stops early: the validation loss, or the "
+                        "physics score of thermally placed decodings of the validation set "
+                        "(energy, p(r), rho(y) W1; vae.selection) (default loss)")
     t.add_argument("--seed", type=nonneg_int, help="training seed (default 0)")
     t.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                    help=f"CPU threads for torch, numba and BLAS (default {DEFAULT_THREADS})")
@@ -228,7 +233,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "grad_clip"): args.grad_clip,
-        ("train", "ema"): args.ema,
+        ("train", "ema"): args.ema, ("train", "select"): args.select,
         ("train", "seed"): args.seed,
         ("train", "device"): args.device,
     }

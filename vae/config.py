@@ -30,6 +30,7 @@ __all__ = [
     "SCALINGS",
     "LOSS_FORMS",
     "LR_SCHEDULES",
+    "SELECTIONS",
     "ENERGY_MODES",
     "DataConfig",
     "ModelConfig",
@@ -51,6 +52,8 @@ LOSS_FORMS = ("lambda", "beta")
 ENERGY_MODES = ("match", "particle", "boltzmann")
 #: Learning-rate schedules.
 LR_SCHEDULES = ("none", "plateau", "cosine")
+#: What picks the kept epoch (TrainConfig.select; :mod:`vae.selection`).
+SELECTIONS = ("loss", "physics")
 
 
 def _architectures():
@@ -343,6 +346,11 @@ class TrainConfig:
             ``best.pt`` and the returned model use the averaged weights (Polyak
             averaging; measured worse than none on the physical VAE, see
             vae/README.md); 0 = off.
+        select: what picks ``best.pt`` and drives early stopping: ``loss`` (the
+            validation loss) or ``physics`` (the physics score of
+            :mod:`vae.selection`: energy, p(r) and rho(y) W1 of thermally placed decodings
+            of the validation set against its Monte Carlo configurations; needs a
+            distance representation and data files that record their simulation).
     """
 
     epochs: int = 100
@@ -355,6 +363,7 @@ class TrainConfig:
     device: str = "cpu"
     grad_clip: float = 0.0
     ema: float = 0.0
+    select: str = "loss"
 
     def __post_init__(self) -> None:
         _check_int("train.epochs", self.epochs, 1)
@@ -367,6 +376,7 @@ class TrainConfig:
         _check_choice("train.device", self.device, ("cpu", "cuda"))
         _check_float("train.grad_clip", self.grad_clip, 0.0, math.inf, hi_open=True)
         _check_float("train.ema", self.ema, 0.0, 1.0, hi_open=True)
+        _check_choice("train.select", self.select, SELECTIONS)
 
 
 @dataclass
@@ -402,6 +412,9 @@ class RunConfig:
             raise ConfigError("loss: the overlap, Chamfer, energy, p(r) and denoising terms "
                               "need the distance representation, got "
                               f"{self.data.representation!r}")
+        if self.train.select == "physics" and self.data.representation != "distance":
+            raise ConfigError("train.select: 'physics' needs the distance representation, "
+                              f"got {self.data.representation!r}")
 
     @property
     def recon(self) -> str:

@@ -6,7 +6,8 @@
     run_dir/
         config.json      the RunConfig
         last.pt          checkpoint after every epoch (with optimiser and RNG state)
-        best.pt          the weights with the lowest validation loss
+        best.pt          the weights with the lowest validation loss (or physics
+                         score: TrainConfig.select, :mod:`vae.selection`)
         history.csv      one row per epoch (also history.json)
         loss_curve.png   train / validation loss, reconstruction and KL per epoch
         metrics.json     test-set metrics of the best model
@@ -56,6 +57,7 @@ from vae.data import (
 )
 from vae.loss import vae_loss
 from vae.models import VAE, build_model
+from vae.selection import PhysicsScore, SelectionError
 
 __all__ = [
     "HISTORY_FIELDS",
@@ -80,7 +82,7 @@ RUN_FILES = ("config.json", "last.pt", "best.pt", "history.csv", "history.json",
              "analysis/kl_ranking.png", "analysis/traversal.png", "analysis/origin.png",
              "analysis/probe.png", "analysis/reconstructions.png", "analysis/latent.json")
 HISTORY_FIELDS = ("epoch", "lr", "kl_weight", "train_loss", "train_recon", "train_kl",
-                  "val_loss", "val_recon", "val_kl", "epoch_time_s")
+                  "val_loss", "val_recon", "val_kl", "val_physics", "epoch_time_s")
 
 
 def set_seed(seed: int) -> None:
@@ -220,7 +222,7 @@ def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
         w = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS)
         w.writeheader()
         for row in history:
-            w.writerow({k: row[k] for k in HISTORY_FIELDS})
+            w.writerow({k: "" if row.get(k) is None else row[k] for k in HISTORY_FIELDS})
     with atomic_output(run_dir / "history.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(history, indent=1))
 
@@ -435,6 +437,13 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
         split = ck.split
         if t.patience and stale >= t.patience:
             start, stopped_before = t.epochs + 1, True  # it had already stopped early
+    scorer = None
+    if t.select == "physics":  # before any output: a file without its simulation fails here
+        try:
+            scorer = PhysicsScore(data.positions, data.gamma, split.train, split.val,
+                                  list(data.info.files), data.info.box, seed=t.seed)
+        except SelectionError as e:
+            raise UserError(str(e)) from None
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume:  # --overwrite: no file of an older run may survive into this one
         for name in RUN_FILES:
@@ -499,6 +508,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             if not (math.isfinite(tr[0]) and math.isfinite(val["loss"])):
                 raise UserError(f"training diverged at epoch {epoch} (loss is not finite); "
                                 "try a smaller --lr")
+            phys = None if scorer is None else scorer(averaged, x_val, g_val, scale)
+            crit = val["loss"] if phys is None else phys["score"]
             lr = opt.param_groups[0]["lr"]
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step(val["loss"])
@@ -508,10 +519,13 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
                 "epoch": epoch, "lr": lr, "kl_weight": parts.kl_weight,
                 "train_loss": tr[0], "train_recon": tr[1], "train_kl": tr[2],
                 "val_loss": val["loss"], "val_recon": val["recon"], "val_kl": val["kl"],
+                "val_physics": None if phys is None else phys["score"],
                 "epoch_time_s": train_time,
             })
-            if val["loss"] < best_val - t.min_delta:
-                best_val, best_epoch, stale = val["loss"], epoch, 0
+            if phys is not None:
+                history[-1]["val_physics_ratios"] = phys["ratios"]
+            if crit < best_val - (t.min_delta if phys is None else 0.0):
+                best_val, best_epoch, stale = crit, epoch, 0
                 save_checkpoint(run_dir / "best.pt", averaged, cfg, data.info, split,
                                 epoch=epoch, history=history)
             else:
@@ -548,6 +562,10 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
     metrics.update(best_epoch=best_epoch, epochs_run=epoch, stopped_early=stopped_early,
                    mean_epoch_time_s=float(np.mean([h["epoch_time_s"] for h in history]))
                    if history else float("nan"))
+    if t.select == "physics":  # the kept epoch's score and its ratios
+        row = next((h for h in history if h["epoch"] == best_epoch), {})
+        metrics.update(select="physics", val_physics=row.get("val_physics"),
+                       val_physics_ratios=row.get("val_physics_ratios"))
     _write_json(run_dir / "metrics.json", metrics)
     return TrainResult(run_dir, best_epoch, epoch, stopped_early, history, metrics, model)
 
