@@ -50,9 +50,9 @@ from vae.config import (
     DEFAULT_ARCH,
     ENERGY_MODES,
     LR_SCHEDULES,
-    SELECTIONS,
     REPRESENTATIONS,
     SCALINGS,
+    SELECTIONS,
     SORT_KEYS,
     RunConfig,
 )
