@@ -346,11 +346,12 @@ class TrainConfig:
             ``best.pt`` and the returned model use the averaged weights (Polyak
             averaging; measured worse than none on the physical VAE, see
             vae/README.md); 0 = off.
-        select: what picks ``best.pt`` and drives early stopping: ``loss`` (the
-            validation loss) or ``physics`` (the physics score of
-            :mod:`vae.selection`: energy, p(r) and rho(y) W1 of thermally placed decodings
-            of the validation set against its Monte Carlo configurations; needs a
-            distance representation and data files that record their simulation).
+        select: what picks ``best.pt``: ``loss`` (the validation loss) or ``physics``
+            (the physics score of :mod:`vae.selection`: energy, p(r) and rho(y) W1 of
+            thermally placed decodings of the validation set against its Monte Carlo
+            configurations; needs a distance representation and data files that record
+            their simulation). With ``physics``, early stopping waits ``patience`` epochs
+            without an improvement of either the score or the loss.
     """
 
     epochs: int = 100

@@ -402,7 +402,9 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
     g_shuffle = torch.Generator().manual_seed(t.seed)
     g_noise = torch.Generator(device=device).manual_seed(t.seed + 1)
     history: list[dict[str, Any]] = []
-    best_val, best_epoch, stale, start = math.inf, 0, 0, 1
+    # best_val: the kept epoch's criterion (the loss, or the physics score with
+    # select = physics, when best_loss also counts for early stopping)
+    best_val, best_loss, best_epoch, stale, start = math.inf, math.inf, 0, 0, 1
     done_before, stopped_before = 0, False
     split = data.split
 
@@ -432,6 +434,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
         history = ck.history
         best_val, best_epoch, stale = float(st["best_val"]), int(st["best_epoch"]), int(
             st["stale"])
+        best_loss = float(st.get("best_loss", best_val))
         done_before = ck.epoch
         start = done_before + 1
         split = ck.split
@@ -524,10 +527,17 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             })
             if phys is not None:
                 history[-1]["val_physics_ratios"] = phys["ratios"]
+            # the physics score moves by up to 2x between epochs: with it, training goes on
+            # while either it or the loss improves, and the best score's epoch is kept
+            loss_better = val["loss"] < best_loss - t.min_delta
+            if loss_better:
+                best_loss = val["loss"]
             if crit < best_val - (t.min_delta if phys is None else 0.0):
                 best_val, best_epoch, stale = crit, epoch, 0
                 save_checkpoint(run_dir / "best.pt", averaged, cfg, data.info, split,
                                 epoch=epoch, history=history)
+            elif phys is not None and loss_better:
+                stale = 0
             else:
                 stale += 1
             state = {
@@ -535,6 +545,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
                 "rng_shuffle": g_shuffle.get_state(),
                 "rng_noise": g_noise.get_state().cpu(),
                 "best_val": best_val, "best_epoch": best_epoch, "stale": stale,
+                "best_loss": best_loss,
             }
             if sched is not None:
                 state["scheduler"] = json.dumps(sched.state_dict())

@@ -92,6 +92,25 @@ def test_training_keeps_the_epoch_of_the_best_score_and_resumes_on_it(data_file,
     again = sc(tv.model, torch.as_tensor(data.x[val]), torch.as_tensor(
         data.gamma[val], dtype=torch.float32), SCALE)
     assert again["score"] == pytest.approx(min(scores), rel=1e-9)
+    # early stopping (patience 2) only after 2 epochs in which neither the score nor
+    # the loss improved; with min_delta 10 no loss improvement counts
+    def stop_epoch(history, loss_counts):
+        best_s = best_l = np.inf
+        stale = 0
+        for h in history:
+            better = h["val_physics"] < best_s or (loss_counts and h["val_loss"] < best_l)
+            best_s, best_l = min(best_s, h["val_physics"]), min(best_l, h["val_loss"])
+            stale = 0 if better else stale + 1
+            if stale >= 2:
+                return h["epoch"]
+        return len(history)
+
+    both = train(_select_cfg(10, patience=2), data, tmp_path / "both", progress=False)
+    assert len(both.history) == stop_epoch(both.history, True)
+    assert stop_epoch(both.history, False) < len(both.history)  # the loss kept it going
+    score = train(_select_cfg(10, patience=2, min_delta=10.0), data, tmp_path / "score",
+                  progress=False)
+    assert score.stopped_early and len(score.history) == stop_epoch(score.history, False)
     header = (tmp_path / "full" / "history.csv").read_text().splitlines()[0]
     assert "val_physics" in header.split(",")
     # two epochs, then resumed to four: the same scores and the same kept epoch
