@@ -51,8 +51,9 @@ def test_the_score_sees_distorted_decodings(data_file):
     """Decodings that are the validation shapes themselves: pair distances exactly the
     data's (W1 0); 15 % squeezed (pairs inside the core): the energy ratio 5x higher at
     every gamma (measured 11-13x), 10 % stretched: p(r) off (measured 5.5-6.5x the
-    scale). (This short-run data is not equilibrated, so re-placing its own shapes moves
-    the heights by up to ~9x the scale: no claim is made on that.)"""
+    scale). The exact decoding scores at most 1 in every cell: the scale includes the
+    W1 of the validation shapes re-placed (this short-run data is not equilibrated, and
+    re-placing its own shapes moves the heights by up to ~9x the sampling noise)."""
     cfg = dataclasses.replace(_cfg(), data=DataConfig(val_fraction=0.4))
     data = prepare_data(cfg, [data_file])
     exact = _score(data, _Mirror(), [data_file])
@@ -60,6 +61,7 @@ def test_the_score_sees_distorted_decodings(data_file):
     for cell in exact["ratios"].values():
         assert set(cell) == set(OBSERVABLES)
         assert cell["pair_distance"] < 1e-6
+        assert cell["energy"] <= 1 + 1e-9 and cell["height"] <= 1 + 1e-9
     assert _score(data, _Mirror(), [data_file]) == exact  # deterministic
     squeezed = _score(data, _Mirror(0.85), [data_file])
     assert squeezed["score"] > 3 * exact["score"]
