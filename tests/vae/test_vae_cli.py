@@ -158,3 +158,16 @@ def test_default_architecture_follows_the_representation(extra, arch):
     cfg, _, _ = config_from_args(build_parser().parse_args(["--data", "d.h5", "--out", "o",
                                                            *extra]))
     assert cfg.model.arch == arch
+
+
+def test_physics_selection_without_the_simulation_is_a_user_error(good, tmp_path, capsys):
+    """--select physics needs the data's potential and temperature (the file's simulation
+    config): a file without them fails before any output; a coordinates model refuses."""
+    out = tmp_path / "out"
+    assert main(["--data", str(good), "--out", str(out), "--select", "physics", *FAST]) == 2
+    _one_line_error(capsys, "records no simulation config")
+    assert not out.exists()
+    assert main(["--data", str(good), "--out", str(out), "--select", "physics",
+                 "--representation", "coords", *FAST]) == 2
+    _one_line_error(capsys, "train.select")
+    assert not out.exists()
