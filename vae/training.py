@@ -266,6 +266,14 @@ def plot_loss_curve(history: list[dict[str, Any]], best_epoch: int | None = None
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (input units)")
     ax.set_title("loss and reconstruction error")
+    score = [(h["epoch"], h["val_physics"]) for h in history
+             if h.get("val_physics") is not None]
+    if score:  # train.select = physics: the score that picks the kept epoch
+        axp = ax.twinx()
+        axp.plot(*zip(*score, strict=True), "-", marker=mk, ms=3, color="C2", lw=1,
+                 label="val physics score (right)")
+        axp.set_yscale("log")
+        axp.set_ylabel("physics score (W1 / scale, mean)", color="C2")
     ax2 = axes[1]
     ax2.plot(ep, [h["train_kl"] for h in history], "-", marker=mk, ms=3, color="C0",
              label="train KL")
@@ -280,6 +288,10 @@ def plot_loss_curve(history: list[dict[str, Any]], best_epoch: int | None = None
             a.axvline(best_epoch, color="0.5", lw=0.8, ls=":", label=f"best (epoch {best_epoch})")
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
+    if score:  # one legend for both of the left panel's axes
+        hs, ls = (sum(x, []) for x in zip(ax.get_legend_handles_labels(),
+                                          axp.get_legend_handles_labels(), strict=True))
+        ax.legend(hs, ls, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
