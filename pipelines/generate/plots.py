@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,10 @@ def _style(name: str) -> dict[str, Any]:
     style: dict[str, Any] = {"color": _COLORS.get(base), "lw": 1.2}
     if "+" in name:
         style["ls"] = ":" if base == "uniform" else "-"
+        tail = name.split("+", 1)[1]
+        if tail.startswith("mc") and tail[2:].isdigit():  # warm starts: dashed, darker
+            k = int(tail[2:])  # with more sweeps
+            style.update(ls="--", lw=1.0, alpha=min(1.0, 0.3 + 0.2 * math.log10(max(k, 1))))
     return style
 
 
