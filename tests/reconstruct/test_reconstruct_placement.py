@@ -187,3 +187,40 @@ def test_thermal_reconstructs_mc_heights():
     assert abs(z) < 4
     low = place(emb.coords, BOX, "lowest").com_height - y_orig
     assert low.mean() / (low.std(ddof=1) / np.sqrt(low.size)) < -6
+
+
+@pytest.mark.parametrize("n_bins", [128, 12, 30])
+def test_grid_and_kink_extents_follow_from_the_first_quadrant(n_bins):
+    """The extents on the angle grid and at the kinks, derived from a quarter of the
+    angles by quarter turns, equal those computed directly from every hull vertex at
+    the same cosines and sines, bit for bit; and the table is cos, sin to rounding."""
+    from reconstruct import _placement as P
+    tab = P._angle_table(n_bins)
+    th = np.arange(n_bins + 1) * 2 * np.pi / n_bins
+    assert np.allclose(tab, [np.cos(th), np.sin(th)], rtol=0, atol=1e-15)
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        q = rng.normal(size=(30, 2)) * rng.uniform(0.5, 3.0, 2)
+        x, y = q[:, 0].copy(), q[:, 1].copy()
+        hx, hy = np.empty(61), np.empty(61)
+        nh, *_ = P._hull_frame(x, y, hx, hy, np.empty(30, np.int64), np.empty(61, np.int64))
+        derived = np.empty((3, n_bins + 1))
+        P._grid_extents(hx, hy, nh, tab, n_bins, derived[0], derived[1], derived[2],
+                        np.empty((4, n_bins + 64)))
+        direct = np.empty((3, n_bins + 1))
+        P._rotated_extents(hx, hy, nh, tab[0], tab[1], n_bins + 1, direct[0], direct[1],
+                           direct[2], np.empty(n_bins + 1))
+        assert np.array_equal(derived, direct)
+        kinks, kcs = np.empty(8 * 30 + 4), np.empty((2, 8 * 30 + 4))
+        nk = P._kinks(hx, hy, nh, kinks, kcs)
+        kd, kx = np.empty((3, nk)), np.empty((3, nk))
+        P._kink_extents(hx, hy, nh, kcs, nk, kd, np.empty((4, 64)), np.empty((2, 64)))
+        P._rotated_extents(hx, hy, nh, np.ascontiguousarray(kcs[0, :nk]),
+                           np.ascontiguousarray(kcs[1, :nk]), nk, kx[0], kx[1], kx[2],
+                           np.empty(nk))
+        assert np.array_equal(kd, kx)
+        # and both are the extents of every particle (the hull is enough)
+        c, s = np.cos(th)[:, None], np.sin(th)[:, None]
+        qc = q - q.mean(axis=0)
+        yr = s * qc[:, 0] + c * qc[:, 1]
+        assert np.allclose(derived[0], yr.min(axis=1), atol=1e-12)
