@@ -15,7 +15,8 @@ or loaded), best of ``--repeats``:
 * the placement (``thermal`` at gamma and the training temperature), and the Gram
   path (distance matrices -> embedding -> placement) that the direct path replaces;
 * the whole product pipeline (:func:`pipelines.generate.generate_configurations`)
-  per prior;
+  per prior, with the decoder in float32 and, for decoders that place the particles,
+  with its hidden layers in bfloat16 (``--decoder-precision bfloat16``);
 
 then the sampler with the training protocol (:func:`pipelines.generate.sampler_rate`,
 ``--mc`` configurations) and every rate's ratio to it. Prints numbers only.
@@ -99,8 +100,11 @@ def _decoder_rows(trained, z: np.ndarray, gamma: float, n: int, repeats: int) ->
     float32 products at several batch sizes."""
     rates = {}
     if trained.places_particles:
-        rates["decoder: TrainedVAE.decode_positions (product, batch 256)"] = _best_rate(
-            lambda: trained.decode_positions(z, gamma=gamma), n, repeats)
+        for prec in trained.decoder_precisions:
+            trained.decode_positions(z[:256], gamma=gamma, precision=prec)  # warm-up
+            rates[f"decoder: TrainedVAE.decode_positions {prec} (product, batch 256)"] = \
+                _best_rate(lambda prec=prec: trained.decode_positions(
+                    z, gamma=gamma, precision=prec), n, repeats)
     rates["decoder: TrainedVAE.decode_distances (Gram path, batch 1024)"] = _best_rate(
         lambda: trained.decode_distances(z, gamma=gamma), n, repeats)
     model = trained.model
@@ -227,16 +231,20 @@ def main(argv: list[str] | None = None) -> int:
                 ((pt < 0) | (pt > box)).any(2).any(1)
 
         rates["checks: torch distance matrix + min (before)"] = _best_rate(torch_checks, n, rep)
-        generate_configurations(trained, priors["buffer"], 64, g, seed=seed)  # warm-up
+        precisions = trained.decoder_precisions
         pipe = {}
-        for name in PRIORS:
-            best = None
-            for _ in range(rep):
-                gs = generate_configurations(trained, priors[name], n, g, seed=seed)
-                if best is None or gs.rate > best.rate:
-                    best = gs
-            pipe[name] = best
-            rates[f"pipeline: generate_configurations, prior {name}"] = best.rate
+        for prec in precisions:
+            generate_configurations(trained, priors["buffer"], 64, g, seed=seed,
+                                    decoder_precision=prec)  # warm-up
+            for name in PRIORS:
+                best = None
+                for _ in range(rep):
+                    gs = generate_configurations(trained, priors[name], n, g, seed=seed,
+                                                 decoder_precision=prec)
+                    if best is None or gs.rate > best.rate:
+                        best = gs
+                pipe[name, prec] = best
+                rates[f"pipeline: generate_configurations, prior {name}, {prec}"] = best.rate
         sim = lat.sim[g]
         mc_rate, _ = sampler_rate(sim, g, args.mc, n_threads=1, seed=12345)
 
@@ -251,14 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in rates.items():
         _row(name, r, mc_rate)
     print("pipeline step shares (prior / decode / reconstruct / checks):")
-    for name, gs in pipe.items():
+    for (name, prec), gs in pipe.items():
         tot = gs.generation_seconds
         share = " / ".join(f"{gs.seconds.get(k, 0.0) / tot:.0%}"
                            for k in ("prior", "decode", "reconstruct", "checks"))
-        print(f"  {name:<8} {share}   unphysical {gs.unphysical.mean():.1%}")
-    best = max(pipe.values(), key=lambda s: s.rate)
-    print(f"whole pipeline (best prior, {best.prior}): {best.rate:,.0f} /s = "
-          f"{best.rate / mc_rate:,.0f}x the sampler")
+        print(f"  {name:<8} {prec:<8} {share}   unphysical {gs.unphysical.mean():.1%}")
+    for prec in precisions:
+        best = max((s for (_, p), s in pipe.items() if p == prec), key=lambda s: s.rate)
+        print(f"whole pipeline, decoder {prec} (best prior, {best.prior}): {best.rate:,.0f} /s "
+              f"= {best.rate / mc_rate:,.0f}x the sampler")
     return 0
 
 

@@ -27,7 +27,9 @@ Speed (target 4): generation (prior + decode + reconstruct + checks) against the
 sampler with the training protocol (``pipelines.generate.sampler_rate``), one thread
 each, in this run.
 Between trained gammas (target 2): ``--between REF FLOOR`` (MC sets at untrained
-gammas) judges the flow prior there.
+gammas) judges the flow prior there. ``--decode-path float32|bfloat16`` places the
+decoded slot positions directly (the product's path) with the decoder at that
+precision instead of going through the Gram embedding (``gram``, the default).
 
 Prints every table and writes ``DIR/bench.json``.
 """
@@ -100,7 +102,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     ``gcV`` = gradient clipping at norm V, ``lrp`` = the ``plateau`` LR schedule,
     ``emaD`` = the weights' moving average with decay D (``--ema``), ``selp`` = keep the
     epoch of the best physics score (``--select physics``);
-    ``wK``: decoder widths (K, K) instead of (512, 512).
+    ``wK``: decoder widths (K, K) instead of (512, 512); ``zK``: latent dimension K
+    instead of 40; ``klV``: KL weight lambda = V instead of 3.5e-4.
     """
     arch, *tokens = name.split("+")
     if arch not in ("pair", "coord", "pair2d"):
@@ -117,6 +120,10 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             loss["chamfer_weight"] = 1.0
         elif w := re.fullmatch(r"w([0-9]+)", tok):
             model["hidden"] = (int(w[1]), int(w[1]))
+        elif zd := re.fullmatch(r"z([0-9]+)", tok):
+            model["latent_dim"] = int(zd[1])
+        elif kl := re.fullmatch(r"kl([0-9.e-]+)", tok):
+            loss["weight"] = float(kl[1])
         elif re.fullmatch(r"gc[0-9.e-]+|lrp|selp|ema[0-9.e-]+", tok):
             continue  # training settings: train_settings
         elif tok == "dn":
@@ -266,8 +273,8 @@ def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -
         exact = potential_cache[key]
         x = tv.inputs(ref, box)
         t0 = time.perf_counter()
-        dec = tv.reconstruct(x, gamma=g)[:, 0].astype(np.float64) * scale
-        pos, outside = placer(symmetrize_distances(dec), box, g)
+        mu, _ = tv.encode(x)
+        pos, outside = _decode_place(tv, mu, g, scale, box, placer, args.decode_path)
         sets = {"mc": {"positions": ref, "energy": total_energy(ref, g, pot)},
                 "floor": {"positions": fl, "energy": total_energy(fl, g, pot)},
                 **{f"floor_{i}": {"positions": f[g][:n], "energy": total_energy(f[g][:n], g, pot)}
@@ -279,8 +286,7 @@ def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -
         for name, prior in priors.items():
             t0 = time.perf_counter()
             z = prior.sample(n, g, seed=args.seed)
-            dg = tv.decode(z, gamma=g)[:, 0].astype(np.float64) * scale
-            gp, gout = placer(symmetrize_distances(dg), box, g)
+            gp, gout = _decode_place(tv, z, g, scale, box, placer, args.decode_path)
             flags = _flags(gp, gout)
             rates[name] = n / (time.perf_counter() - t0)
             sets[f"gen_{name}"] = {"positions": gp, "energy": total_energy(gp, g, pot)}
@@ -325,6 +331,20 @@ def _figure(run_dir: Path, g: float, sets: dict, box: float, args) -> None:
     axs[0].figure.savefig(args.out / f"fig_{run_dir.name}_gamma_{g:g}.png", dpi=90)
 
 
+DECODE_PATHS = ("gram", "float32", "bfloat16")
+
+
+def _decode_place(tv, z, g: float, scale: float, box: float, placer, path: str):
+    """Positions and outside flags of latents z at gamma g: ``gram`` = decoded matrix ->
+    Gram + top-two embedding -> placement; ``float32`` / ``bfloat16`` = the decoded slot
+    positions (``TrainedVAE.decode_positions`` at that precision; decoders that place
+    the particles) -> placement, the product's path."""
+    if path == "gram":
+        dg = tv.decode(z, gamma=g)[:, 0].astype(np.float64) * scale
+        return placer(symmetrize_distances(dg), box, g)
+    return placer.place(tv.decode_positions(z, gamma=g, precision=path), box, g)
+
+
 def between(tv, lat, priors, args, placer, scale) -> dict:
     """Flow prior at untrained gammas against fresh MC there."""
     if "flow" not in priors:
@@ -337,8 +357,7 @@ def between(tv, lat, priors, args, placer, scale) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", GammaInterpolationWarning)
             z = priors["flow"].sample(len(ref), float(g), seed=args.seed)
-        dg = tv.decode(z, gamma=float(g))[:, 0].astype(np.float64) * scale
-        gp, gout = placer(symmetrize_distances(dg), lat.box, float(g))
+        gp, gout = _decode_place(tv, z, float(g), scale, lat.box, placer, args.decode_path)
         sets = {k: {"positions": p, "energy": total_energy(p, float(g), lat.potential)}
                 for k, p in (("mc", ref), ("floor", fl), ("gen_flow", gp))}
         res[f"{g:g}"] = {"flags": _flags(gp, gout),
@@ -460,6 +479,10 @@ def main() -> None:
     ap.add_argument("--gen-prior", default="buffer", help="prior shown in the ablation table")
     ap.add_argument("--placement", default="default", help="default, lowest or thermal")
     ap.add_argument("--temperature", type=float, default=0.75)
+    ap.add_argument("--decode-path", choices=DECODE_PATHS, default="gram",
+                    help="gram: decoded matrix -> Gram embedding -> placement (default); "
+                    "float32 / bfloat16: decoded slot positions at that precision -> "
+                    "placement (the product's path; arch coord)")
     ap.add_argument("--between", nargs=2, metavar=("REF", "FLOOR"))
     ap.add_argument("--relax", type=int, nargs="*", default=[],
                     help="warm start: also judge the gen prior's output after K sweeps")

@@ -80,6 +80,7 @@ from pipelines.generate.run import run_generation
 from pipelines.generate.sampling import (
     GeneratedSet,
     _process,
+    check_decoder_precision,
     generate_configurations,
     model_temperature,
     write_generated,
@@ -100,6 +101,7 @@ __all__ = [
     "prior_provenance",
     "sim_configs",
     "generate_configurations",
+    "check_decoder_precision",
     "model_temperature",
     "write_generated",
     "relax_configurations",

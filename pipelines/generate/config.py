@@ -10,6 +10,7 @@ from mcsim.shared import fail, unknown_fields
 from mcsim.shared import is_int as _is_int
 from mcsim.shared import is_number as _is_num
 from reconstruct.placement import DEFAULT_PLACEMENT, PLACEMENTS
+from vae.checkpoint import DECODER_PRECISIONS
 from vae.priors import PRIOR_SPECS, PRIORS
 
 FLOORS = ("sampler", "validation")
@@ -60,6 +61,9 @@ class GenerateConfig:
         xyz: also write extended XYZ next to each generated set.
         placement: how reconstructed shapes are put in the box
             (:data:`reconstruct.placement.PLACEMENTS`; default thermal).
+        decoder_precision: ``float32`` (default) or ``bfloat16``: the decoder's hidden
+            layers in bfloat16, its output layer in float32 (decoders that place the
+            particles; :meth:`vae.checkpoint.TrainedVAE.decode_positions`).
     """
 
     priors: tuple[str, ...] = PRIORS
@@ -91,6 +95,7 @@ class GenerateConfig:
     write_sets: bool = True
     xyz: bool = False
     placement: str = DEFAULT_PLACEMENT
+    decoder_precision: str = "float32"
 
     def __post_init__(self) -> None:
         pri = self.priors
@@ -107,6 +112,9 @@ class GenerateConfig:
     def _validate(self) -> None:
         if not self.priors:
             _bad("priors", "need at least one prior", self.priors)
+        if self.decoder_precision not in DECODER_PRECISIONS:
+            _bad("decoder_precision", f"must be one of {', '.join(DECODER_PRECISIONS)}",
+                 self.decoder_precision)
         for p in self.priors:
             if p not in PRIORS:
                 _bad("priors", f"each must be one of {', '.join(PRIORS)}", p)

@@ -151,7 +151,7 @@ def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, trained, 
         sets_dir.mkdir(exist_ok=True)
     # warm-up: compile / load the numba kernels so that no timing includes it
     generate_configurations(trained, fitted[cfg.priors[0]], 4, gammas[0], seed=cfg.seed,
-                            placement=cfg.placement)
+                            placement=cfg.placement, decoder_precision=cfg.decoder_precision)
     k_relax = cfg.relax_sweeps
     bar = tqdm(total=len(gammas) * (len(cfg.priors) + 1), desc="generate+judge",
                disable=not progress, dynamic_ncols=True)
@@ -188,7 +188,8 @@ def _run(ck_path, out_dir, cfg, mc_files, progress, overwrite, priors, trained, 
                 gs = generate_configurations(
                     trained, fitted[name], n, g, seed=cfg.seed, potential=pot,
                     overlap=cfg.overlap, reject_unphysical=cfg.reject_unphysical,
-                    max_draw_factor=cfg.max_draw_factor, placement=cfg.placement)
+                    max_draw_factor=cfg.max_draw_factor, placement=cfg.placement,
+                    decoder_precision=cfg.decoder_precision)
                 gen[name] = gs
                 per_prior_rates[name].append(gs.rate)
                 if cfg.write_sets:

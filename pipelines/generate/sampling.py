@@ -52,6 +52,8 @@ class GeneratedSet:
             every draw.
         box, overlap_threshold, reject_unphysical: settings.
         placement, temperature: the placement rule and its temperature (thermal).
+        decoder_precision: the decoder's arithmetic
+            (:data:`vae.checkpoint.DECODER_PRECISIONS`).
     """
 
     positions: np.ndarray
@@ -72,6 +74,7 @@ class GeneratedSet:
     reject_unphysical: bool
     placement: str = DEFAULT_PLACEMENT
     temperature: float | None = None
+    decoder_precision: str = "float32"
 
     def __len__(self) -> int:
         return int(self.positions.shape[0])
@@ -125,7 +128,8 @@ def _derived_seed(seed: int, round_: int, stream: int = 0x6E) -> int:
 
 def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
              seconds: dict[str, float], placement: dict[str, Any],
-             gamma: float | None = None) -> tuple[np.ndarray, ...]:
+             gamma: float | None = None,
+             precision: str = "float32") -> tuple[np.ndarray, ...]:
     """Decode (at ``gamma`` for decoders that take it), reconstruct and check latents
     z (m, D); accumulates step times. ``placement``: keyword arguments of the
     placement (rule, gamma, temperature, seed, start index).
@@ -135,12 +139,14 @@ def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
     Gram embedding of their distance matrix would return them up to a rigid motion,
     which no placement depends on in law), with Gram residual and negative share 0
     (exact planar matrices by construction). Other models: distance matrix -> Gram
-    embedding -> placement."""
+    embedding -> placement. ``precision``: the decoder's
+    (:meth:`vae.checkpoint.TrainedVAE.decode_positions`; direct path only)."""
     if not math.isclose(scale, length_scale(trained.config.data.scaling, trained.info.box)):
         raise ValueError(f"scale: must be the model's length scale, got {scale!r}")
     t1 = time.perf_counter()
     if trained.places_particles:
-        coords = trained.decode_positions(z, batch_size=_POSITIONS_BATCH, gamma=gamma)  # sigma
+        coords = trained.decode_positions(z, batch_size=_POSITIONS_BATCH, gamma=gamma,
+                                          precision=precision)  # sigma
         t2 = time.perf_counter()
         placed = place(coords, box, **placement)
         fits = placed.fits
@@ -160,6 +166,21 @@ def _process(trained, z: np.ndarray, scale: float, box: float, overlap: float,
     for k, dt in (("decode", t2 - t1), ("reconstruct", t3 - t2), ("checks", t4 - t3)):
         seconds[k] = seconds.get(k, 0.0) + dt
     return pos, residual, negative, dmin, dmin < overlap, out_of_box
+
+
+def check_decoder_precision(trained, precision: str) -> None:
+    """UserError unless ``precision`` is one of
+    :data:`vae.checkpoint.DECODER_PRECISIONS` that the model offers
+    (:attr:`vae.checkpoint.TrainedVAE.decoder_precisions`)."""
+    from vae.checkpoint import DECODER_PRECISIONS
+
+    if precision not in DECODER_PRECISIONS:
+        raise UserError(f"decoder precision: must be one of {', '.join(DECODER_PRECISIONS)}, "
+                        f"got {precision!r}")
+    if precision not in trained.decoder_precisions:
+        raise UserError(f"decoder precision {precision}: needs arch coord; this model's "
+                        f"arch {trained.config.model.arch!r} offers only "
+                        f"{', '.join(trained.decoder_precisions)}")
 
 
 def model_temperature(trained) -> float:
@@ -183,6 +204,7 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
                             max_draw_factor: float = 20.0, batch_size: int = 8192,
                             placement: str = DEFAULT_PLACEMENT,
                             temperature: float | None = None,
+                            decoder_precision: str = "float32",
                             progress: bool = False) -> GeneratedSet:
     """Generate ``n`` configurations at ``gamma`` (pipeline in the module docstring).
 
@@ -205,6 +227,9 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
             ``thermal`` (default) draws them from the Boltzmann law at ``gamma`` and
             the temperature, seeded by (seed, round).
         temperature: k_B T of the thermal placement (default: the training data's).
+        decoder_precision: ``float32``, or ``bfloat16`` (hidden layers of the decoder in
+            bfloat16, output layer in float32; models whose decoder places the
+            particles only): :data:`vae.checkpoint.DECODER_PRECISIONS`.
         progress: progress bar (shown for large n only).
 
     Raises:
@@ -219,6 +244,7 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
     gamma_key = prior.check_gamma(gamma)  # one check (and warning) for the whole set
     if placement not in PLACEMENTS:
         raise UserError(f"placement: unknown rule {placement!r} ({', '.join(PLACEMENTS)})")
+    check_decoder_precision(trained, decoder_precision)
     if placement == "thermal":
         if gamma_key is None:
             raise UserError("thermal placement needs a gamma (use placement 'lowest' for "
@@ -255,7 +281,7 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
                 place_kw.update(gamma=gamma_key, temperature=temperature,
                                 seed=_derived_seed(seed, round_, stream=0x70))
             res = [_process(trained, z[a:a + batch_size], scale, box, overlap, seconds,
-                            {**place_kw, "start": a}, gamma_key)
+                            {**place_kw, "start": a}, gamma_key, decoder_precision)
                    for a in range(0, m, batch_size)]
             batch = tuple(np.concatenate([r[i] for r in res]) for i in range(6))
             drawn += m
@@ -284,7 +310,8 @@ def generate_configurations(trained, prior: LatentPrior, n: int, gamma: float | 
         min_distance=cols[3], overlap=cols[4], outside=cols[5], n_drawn=int(drawn),
         seconds=seconds, box=box, overlap_threshold=float(overlap),
         reject_unphysical=bool(reject_unphysical), placement=placement,
-        temperature=None if temperature is None else float(temperature))
+        temperature=None if temperature is None else float(temperature),
+        decoder_precision=decoder_precision)
 
 
 def write_generated(path: str | os.PathLike, generated: GeneratedSet | list[GeneratedSet], *,
@@ -341,6 +368,7 @@ def write_generated(path: str | os.PathLike, generated: GeneratedSet | list[Gene
         "gram_variant": "centered",
         "placement": first.placement,
         "placement_rule": PLACEMENTS[first.placement].description,
+        "decoder_precision": first.decoder_precision,
         **({} if first.temperature is None else {"temperature": first.temperature}),
     }
     all_attrs = {**base, **(attrs or {})}

@@ -245,7 +245,8 @@ def test_config_round_trip_and_validation():
     for bad, field in (({"n": 0}, "n:"), ({"priors": ("vamp",)}, "priors:"),
                        ({"overlap": -1.0}, "overlap:"), ({"floor": "x"}, "floor:"),
                        ({"gammas": (float("nan"),)}, "gammas:"),
-                       ({"flow_passes": 1}, "flow_passes:")):
+                       ({"flow_passes": 1}, "flow_passes:"),
+                       ({"decoder_precision": "float16"}, "decoder_precision:")):
         with pytest.raises(UserError, match=field):
             GenerateConfig(**bad)
     with pytest.raises(UserError, match="colour: unknown setting"):
@@ -293,6 +294,9 @@ def test_cli_bad_input_exits_2_with_one_line(model, tmp_path, capsys, monkeypatc
         (["--n", "0"], "argument --n"),
         (["--gamma", "0.4", "--relax-sweeps", "5"], "--relax-sweeps: only with --evaluate"),
         (["--load-prior", str(tmp_path / "none.npz")], "no such prior file"),
+        (["--gamma", "0.4", "--decoder-precision", "bfloat16"],
+         "--decoder-precision: decoder precision bfloat16: needs arch coord"),
+        (["--gamma", "0.4", "--decoder-precision", "half"], "argument --decoder-precision"),
     ]
     for extra, what in cases:
         assert _code(base + extra) == 2, extra
