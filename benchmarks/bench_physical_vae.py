@@ -101,7 +101,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     ``coord+g+ov0.3+em0.01+gv0.1+pr0.1``. Training tokens (:func:`train_settings`):
     ``gcV`` = gradient clipping at norm V, ``lrp`` = the ``plateau`` LR schedule,
     ``emaD`` = the weights' moving average with decay D (``--ema``), ``selp`` = keep the
-    epoch of the best physics score (``--select physics``);
+    epoch of the best physics score (``--select physics``), ``sK`` = training seed K
+    (instead of ``--seed``);
     ``wK``: decoder widths (K, K) instead of (512, 512); ``zK``: latent dimension K
     instead of 40; ``klV``: KL weight lambda = V instead of 3.5e-4.
     """
@@ -124,7 +125,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             model["latent_dim"] = int(zd[1])
         elif kl := re.fullmatch(r"kl([0-9.e-]+)", tok):
             loss["weight"] = float(kl[1])
-        elif re.fullmatch(r"gc[0-9.e-]+|lrp|selp|ema[0-9.e-]+", tok):
+        elif re.fullmatch(r"gc[0-9.e-]+|lrp|selp|ema[0-9.e-]+|s[0-9]+", tok):
             continue  # training settings: train_settings
         elif tok == "dn":
             loss["denoise"] = 0.05
@@ -152,7 +153,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
 
 
 def train_settings(name: str) -> dict:
-    """The TrainConfig fields a variant name sets (``gcV``, ``lrp``, ``emaD``, ``selp``)."""
+    """The TrainConfig fields a variant name sets (``gcV``, ``lrp``, ``emaD``, ``selp``,
+    ``sK``)."""
     out: dict = {}
     for tok in name.split("+")[1:]:
         if m := re.fullmatch(r"gc([0-9.e-]+)", tok):
@@ -163,6 +165,8 @@ def train_settings(name: str) -> dict:
             out["select"] = "physics"
         elif m := re.fullmatch(r"ema([0-9.e-]+)", tok):
             out["ema"] = float(m[1])
+        elif m := re.fullmatch(r"s([0-9]+)", tok):
+            out["seed"] = int(m[1])
     return out
 
 
@@ -181,9 +185,10 @@ OBS = (("energy", "E"), ("pair_distance", "p(r)"), ("height", "rho(y)"))
 
 def _config(name: str, args) -> RunConfig:
     model, loss = parse_variant(name)
+    train = {"seed": args.seed, **train_settings(name)}
     return RunConfig(DataConfig(max_per_gamma=args.max_per_gamma), ModelConfig(**model),
                      LossConfig(**loss), TrainConfig(epochs=args.epochs, patience=args.patience,
-                                                     seed=args.seed, **train_settings(name)))
+                                                     **train))
 
 
 class Placer:
