@@ -102,7 +102,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     ``gcV`` = gradient clipping at norm V, ``lrp`` = the ``plateau`` LR schedule,
     ``emaD`` = the weights' moving average with decay D (``--ema``), ``selp`` = keep the
     epoch of the best physics score (``--select physics``), ``sK`` = training seed K
-    (instead of ``--seed``);
+    (instead of ``--seed``), ``pK`` = early-stopping patience K (instead of
+    ``--patience``);
     ``wK``: decoder widths (K, K) instead of (512, 512); ``zK``: latent dimension K
     instead of 40; ``klV``: KL weight lambda = V instead of 3.5e-4.
     """
@@ -125,7 +126,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             model["latent_dim"] = int(zd[1])
         elif kl := re.fullmatch(r"kl([0-9.e-]+)", tok):
             loss["weight"] = float(kl[1])
-        elif re.fullmatch(r"gc[0-9.e-]+|lrp|selp|ema[0-9.e-]+|s[0-9]+", tok):
+        elif re.fullmatch(r"gc[0-9.e-]+|lrp|selp|ema[0-9.e-]+|s[0-9]+|p[0-9]+", tok):
             continue  # training settings: train_settings
         elif tok == "dn":
             loss["denoise"] = 0.05
@@ -154,7 +155,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
 
 def train_settings(name: str) -> dict:
     """The TrainConfig fields a variant name sets (``gcV``, ``lrp``, ``emaD``, ``selp``,
-    ``sK``)."""
+    ``sK``, ``pK``)."""
     out: dict = {}
     for tok in name.split("+")[1:]:
         if m := re.fullmatch(r"gc([0-9.e-]+)", tok):
@@ -167,6 +168,8 @@ def train_settings(name: str) -> dict:
             out["ema"] = float(m[1])
         elif m := re.fullmatch(r"s([0-9]+)", tok):
             out["seed"] = int(m[1])
+        elif m := re.fullmatch(r"p([0-9]+)", tok):
+            out["patience"] = int(m[1])
     return out
 
 
@@ -185,10 +188,9 @@ OBS = (("energy", "E"), ("pair_distance", "p(r)"), ("height", "rho(y)"))
 
 def _config(name: str, args) -> RunConfig:
     model, loss = parse_variant(name)
-    train = {"seed": args.seed, **train_settings(name)}
+    train = {"seed": args.seed, "patience": args.patience, **train_settings(name)}
     return RunConfig(DataConfig(max_per_gamma=args.max_per_gamma), ModelConfig(**model),
-                     LossConfig(**loss), TrainConfig(epochs=args.epochs, patience=args.patience,
-                                                     **train))
+                     LossConfig(**loss), TrainConfig(epochs=args.epochs, **train))
 
 
 class Placer:
