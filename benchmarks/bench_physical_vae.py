@@ -103,7 +103,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     ``emaD`` = the weights' moving average with decay D (``--ema``), ``selp`` = keep the
     epoch of the best physics score (``--select physics``), ``sK`` = training seed K
     (instead of ``--seed``), ``pK`` = early-stopping patience K (instead of
-    ``--patience``);
+    ``--patience``; 0 = off), ``lrc`` = the ``cosine`` LR schedule, ``neK`` = K epochs
+    (instead of ``--epochs``);
     ``wK``: decoder widths (K, K) instead of (512, 512); ``zK``: latent dimension K
     instead of 40; ``klV``: KL weight lambda = V instead of 3.5e-4.
     """
@@ -126,7 +127,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             model["latent_dim"] = int(zd[1])
         elif kl := re.fullmatch(r"kl([0-9.e-]+)", tok):
             loss["weight"] = float(kl[1])
-        elif re.fullmatch(r"gc[0-9.e-]+|lrp|selp|ema[0-9.e-]+|s[0-9]+|p[0-9]+", tok):
+        elif re.fullmatch(r"gc[0-9.e-]+|lrp|lrc|selp|ema[0-9.e-]+|s[0-9]+|p[0-9]+|ne[0-9]+", tok):
             continue  # training settings: train_settings
         elif tok == "dn":
             loss["denoise"] = 0.05
@@ -155,13 +156,17 @@ def parse_variant(name: str) -> tuple[dict, dict]:
 
 def train_settings(name: str) -> dict:
     """The TrainConfig fields a variant name sets (``gcV``, ``lrp``, ``emaD``, ``selp``,
-    ``sK``, ``pK``)."""
+    ``sK``, ``pK``, ``lrc``, ``neK``)."""
     out: dict = {}
     for tok in name.split("+")[1:]:
         if m := re.fullmatch(r"gc([0-9.e-]+)", tok):
             out["grad_clip"] = float(m[1])
         elif tok == "lrp":
             out["lr_schedule"] = "plateau"
+        elif tok == "lrc":
+            out["lr_schedule"] = "cosine"
+        elif m := re.fullmatch(r"ne([0-9]+)", tok):
+            out["epochs"] = int(m[1])
         elif tok == "selp":
             out["select"] = "physics"
         elif m := re.fullmatch(r"ema([0-9.e-]+)", tok):
@@ -188,9 +193,10 @@ OBS = (("energy", "E"), ("pair_distance", "p(r)"), ("height", "rho(y)"))
 
 def _config(name: str, args) -> RunConfig:
     model, loss = parse_variant(name)
-    train = {"seed": args.seed, "patience": args.patience, **train_settings(name)}
+    train = {"seed": args.seed, "patience": args.patience, "epochs": args.epochs,
+             **train_settings(name)}
     return RunConfig(DataConfig(max_per_gamma=args.max_per_gamma), ModelConfig(**model),
-                     LossConfig(**loss), TrainConfig(epochs=args.epochs, **train))
+                     LossConfig(**loss), TrainConfig(**train))
 
 
 class Placer:
