@@ -161,6 +161,7 @@ def test_written_files_pass_the_reader_and_are_reproducible(trained, latents, pr
     np.testing.assert_array_equal(ds.gamma, np.repeat([0.4, 1.0], 12))
     assert ds.attrs["source"] == "generate" and ds.attrs["prior"] == "gmm"
     assert ds.attrs["seed"] == 2 and ds.attrs["checkpoint_fingerprint"] == "f00"
+    assert ds.attrs["decoder_precision"] == "float32"
     assert json.loads(ds.attrs["prior_params"])["n_components"] == 2
     assert set(ds.extra) == {"gram_residual", "gram_negative", "min_distance", "overlap",
                              "outside"}

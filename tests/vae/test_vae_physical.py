@@ -702,13 +702,15 @@ def _bfloat16_emulation(model, z: np.ndarray, gamma: float):
     return (h @ w.T + b).reshape(len(z), -1, 2), h
 
 
-def test_bfloat16_decoder_is_what_it_says_and_close_to_float32(trained_run):
+def test_bfloat16_decoder_is_what_it_says_and_close_to_float32(trained_run, tmp_path):
     """decode_positions(precision="bfloat16") against a float64 emulation of its
     rounding (to the bfloat16 rounding of one hidden activation: the matrix products
     accumulate in float32, so an activation can round to the neighbouring bfloat16
     value), against float32 (positions within 1e-2 sigma RMS), the same output for
     any thread count and batch composition; models without it refuse it."""
     from mcsim.clitools import UserError
+    from mcsim.io import read_dataset
+    from pipelines.generate import write_generated
 
     _, _, path = trained_run
     tv = load_model(path)
@@ -751,3 +753,5 @@ def test_bfloat16_decoder_is_what_it_says_and_close_to_float32(trained_run):
     assert gen.decoder_precision == "bfloat16" and gen.positions.shape == (40, N, 2)
     again = generate_configurations(tv, prior, 40, g, seed=2, decoder_precision="bfloat16")
     assert np.array_equal(gen.positions, again.positions)
+    path = write_generated(tmp_path / "bf16.h5", gen)
+    assert read_dataset(path).attrs["decoder_precision"] == "bfloat16"
