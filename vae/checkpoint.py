@@ -400,7 +400,8 @@ class TrainedVAE:
         reproducible output; 256 is the fastest on one thread for 512-wide layers).
         ``precision`` (:data:`DECODER_PRECISIONS`): ``float32``, or ``bfloat16`` for the
         hidden layers in bfloat16 and the output layer in float32
-        (:meth:`vae.physical.CoordVAE.bfloat16_decoder`; faster on CPUs with bfloat16
+        (:meth:`vae.physical.CoordVAE.bfloat16_decoder`, made on first use and kept:
+        a TrainedVAE's weights do not change; faster on CPUs with bfloat16
         instructions, positions within ~1e-3 sigma RMS of float32)."""
         if precision not in DECODER_PRECISIONS:
             raise CheckpointError(f"decoder precision: must be one of "

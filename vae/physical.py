@@ -523,9 +523,9 @@ class CoordVAE(VAE):
         product); the output layer, whose bias holds the slot layout, runs in float32
         on the last activations converted back. Measured on a trained 256-wide
         decoder: positions within 0.0012 sigma RMS (largest 0.012 sigma) of the
-        float32 decoder, 2x its rate on one thread (``benchmarks/
-        bench_generation_speed.py`` has the 512-wide numbers). The copies are made
-        now: call again after changing the weights. Inference only (no gradients)."""
+        float32 decoder; 1.9 x its rate on one thread of an AVX512-BF16 CPU (512-wide:
+        2.7 x; ``benchmarks/bench_generation_speed.py``). The copies are made now:
+        call again after changing the weights. Inference only (no gradients)."""
         layers = [m for m in self.decoder if isinstance(m, nn.Linear)]
         if len(layers) + sum(isinstance(m, nn.ReLU) for m in self.decoder) != len(self.decoder):
             raise ValueError("bfloat16_decoder: the decoder must be Linear + ReLU layers")
