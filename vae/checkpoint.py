@@ -402,7 +402,7 @@ class TrainedVAE:
         hidden layers in bfloat16 and the output layer in float32
         (:meth:`vae.physical.CoordVAE.bfloat16_decoder`, made on first use and kept:
         a TrainedVAE's weights do not change; faster on CPUs with bfloat16
-        instructions, positions within ~1e-3 sigma RMS of float32)."""
+        instructions, positions within 1-3e-3 sigma RMS of float32)."""
         if precision not in DECODER_PRECISIONS:
             raise CheckpointError(f"decoder precision: must be one of "
                                   f"{', '.join(DECODER_PRECISIONS)}, got {precision!r}")

@@ -522,7 +522,7 @@ class CoordVAE(VAE):
         activations (bfloat16 products, float32 accumulation inside the matrix
         product); the output layer, whose bias holds the slot layout, runs in float32
         on the last activations converted back. Measured on a trained 256-wide
-        decoder: positions within 0.0012 sigma RMS (largest 0.012 sigma) of the
+        decoder: positions within 0.002-0.003 sigma RMS (largest 0.04 sigma) of the
         float32 decoder; 1.9 x its rate on one thread of an AVX512-BF16 CPU (512-wide:
         2.7 x; ``benchmarks/bench_generation_speed.py``). The copies are made now:
         call again after changing the weights. Inference only (no gradients)."""

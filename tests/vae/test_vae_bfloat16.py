@@ -51,10 +51,11 @@ def _bfloat16_emulation(model, z: np.ndarray, gamma: float):
 
 def test_bfloat16_decoder_is_what_it_says_and_close_to_float32(trained_path, tmp_path):
     """decode_positions(precision="bfloat16") against a float64 emulation of its
-    rounding (to the bfloat16 rounding of one hidden activation: the matrix products
-    accumulate in float32, so an activation can round to the neighbouring bfloat16
-    value), against float32 (positions within 1e-2 sigma RMS), the same output for
-    any thread count and batch composition; models without it refuse it."""
+    rounding (float32 round-off in the median; at most a few hidden activations rounded
+    to the neighbouring bfloat16 value, since the matrix products accumulate in float32
+    and the emulation in float64), against float32 (positions within 1e-2 sigma RMS),
+    the same output for any thread count and batch composition; models without it
+    refuse it."""
     tv = load_model(trained_path)
     lat = training_latents(tv)
     g = 0.4

@@ -684,4 +684,3 @@ def test_anomaly_pass_of_a_gamma_decoder_takes_the_best_trained_gamma(trained_ru
 
     b = Batch(tv, vae_pass(tv, x[:5]), np.zeros((5, 1)), np.zeros((5, N, 2)), x=x[:5])
     np.testing.assert_array_equal(iwae_score.score(4, b), a)
-
