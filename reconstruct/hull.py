@@ -1,7 +1,11 @@
 """Convex hulls of planar point sets, batched.
 
 ``method="fast"``: Andrew's monotone chain (Andrew 1979, *Inf. Proc. Lett.* 9, 216)
-in numba, O(N log N) per configuration (insertion sort, fine for N ~ 30).
+in numba, O(N log N) per configuration (insertion sort, fine for N ~ 30), after the
+Akl-Toussaint pre-filter (Akl & Toussaint 1978, *Inf. Proc. Lett.* 7, 219): points
+strictly inside the polygon of the extreme points in eight directions cannot be
+hull vertices and are dropped before the sort (about 10 of 30 survive on the study's
+configurations; 0.91 -> 0.50 microseconds per hull, one thread).
 ``method="scipy"``: :class:`scipy.spatial.ConvexHull` (Qhull), the reference,
 with the cases Qhull rejects (fewer than 3 points, collinear or coincident points)
 handled explicitly.

@@ -98,6 +98,44 @@ def test_thermal_height_law(shape, gamma):
     assert _chi2_p(counts, probs) > P_MIN
 
 
+def _far_placements(q, gamma, cut, share, seed=21, n_bins=128):
+    """Thermal placements through the kernel with the far group's cut and share set."""
+    from reconstruct import _placement as P
+    pos = np.ascontiguousarray(np.repeat(q[None], N_PLACE, axis=0))
+    b = np.full(N_PLACE, gamma * q.shape[0] / T)
+    out, info = np.empty_like(pos), np.empty((N_PLACE, P.N_INFO))
+    key = np.random.SeedSequence(seed).generate_state(2, np.uint64)
+    P._thermal_batch(pos, BOX, b, n_bins, key[0], key[1], 0, out, info, cut, share)
+    return out, info
+
+
+@pytest.mark.parametrize(("shape", "gamma", "cut", "share"),
+                         [(_blob, 0.4, 3.0, np.inf), (_blob, 1.0, 3.0, np.inf),
+                          (_rod, 0.4, 4.0, None)], ids=["blob-0.4", "blob-1", "rod-fallback"])
+def test_thermal_far_group_law(shape, gamma, cut, share):
+    """The far bins, bounded together by one constant (``_bound_intervals``), with a
+    cut low enough that they carry a sizeable share of the law: theta still follows
+    the exact law, and a part of the accepted placements comes from the far group.
+    For the rod (it fits in narrow tilted windows only) the constant bound would be
+    far above the near bins' with that cut, so the default share turns the far group
+    off: everything fits, the law holds, nothing comes from the far group."""
+    from reconstruct import _placement as P
+    q = shape()
+    out, info = _far_placements(q, gamma, cut, P.FAR_SHARE if share is None else share)
+    assert np.all(info[:, P.INFO_FITS] == 1.0)
+    assert np.all((out >= 0) & (out <= BOX))
+    th, f, *_ = _reference(q, gamma)
+    edges = np.linspace(0, 2 * np.pi, 91)
+    counts, _ = np.histogram(info[:, P.INFO_THETA], edges)
+    probs = np.add.reduceat(f, np.searchsorted(th, edges[:-1]))
+    assert _chi2_p(counts, probs) > P_MIN
+    from_far = info[:, P.INFO_FAR].mean()
+    if share is None:
+        assert from_far == 0.0
+    else:
+        assert from_far > 0.01
+
+
 def test_thermal_mirror_and_offsets():
     """Mirror images with probability 1/2; the COM's x offset uniform over the width
     that keeps the shape inside (checked through the COM's x on the free range)."""

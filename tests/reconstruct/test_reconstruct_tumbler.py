@@ -75,6 +75,27 @@ def test_hull_degenerate_sets(method):
     assert list(convex_hull(line, method)) == [1, 2]
 
 
+def test_interior_filter_keeps_every_hull_vertex():
+    """The Akl-Toussaint pre-filter of the fast hull drops interior points only: on
+    dense clouds (most points interior), Monte Carlo-like slabs, integer grids (ties in
+    every extreme direction, points on the octagon's edges) and a lattice diamond, the
+    fast hull equals Qhull's, and the filter really drops points."""
+    from reconstruct._kernels import _interior_filter
+
+    rng = np.random.default_rng(5)
+    sets = [rng.normal(size=(200, 2)), rng.uniform(0, 10, (30, 2)) * [1.0, 0.25],
+            rng.integers(0, 4, (30, 2)).astype(float),
+            np.stack(np.meshgrid(np.arange(6.0), np.arange(6.0)), -1).reshape(-1, 2)]
+    g = np.stack(np.meshgrid(np.arange(-3.0, 4.0), np.arange(-3.0, 4.0)), -1).reshape(-1, 2)
+    sets.append(g[np.abs(g).sum(axis=1) <= 3])  # a diamond: diagonal sides, ties on them
+    for x in sets:  # vertex coordinates: a grid with repeated points has tied indices
+        np.testing.assert_array_equal(x[convex_hull(x, "fast")], x[convex_hull(x, "scipy")])
+    x = sets[0]
+    kept = _interior_filter(x[:, 0].copy(), x[:, 1].copy(), np.empty(200, np.int64),
+                            np.empty(200))
+    assert len(convex_hull(x, "scipy")) <= kept < 60
+
+
 def test_hull_is_counter_clockwise_and_convex():
     x = _cloud(3, 40)
     h = x[convex_hull(x)]
