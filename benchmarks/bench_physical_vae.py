@@ -97,7 +97,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     ``gvW`` = the gravity term of weight W; ``prW`` / ``hyW`` / ``edW`` = the batch W1
     of pair distances / of heights / of pair energies per particle of weight W, ``bxW``
     the box term, ``phW`` the placed-height term (thermal placement; ``phWdK``: K
-    placements per shape); e.g.
+    placements per shape), ``tpW`` the thermal-profile term; e.g.
     ``coord+g+ov0.3+em0.01+gv0.1+pr0.1``. Training tokens (:func:`train_settings`):
     ``gcV`` = gradient clipping at norm V, ``lrp`` = the ``plateau`` LR schedule,
     ``emaD`` = the weights' moving average with decay D (``--ema``), ``selp`` = keep the
@@ -116,7 +116,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
         m = re.fullmatch(r"ov([0-9.e-]+)(?:r([0-9.]+))?", tok)
         e = re.fullmatch(r"(em|ep|eb)([0-9.e-]+)(?:c([0-9.]+))?", tok)
         gv = re.fullmatch(r"gv([0-9.e-]+)", tok)
-        dist = re.fullmatch(r"(pr|hy|ed|bx|ph)([0-9.e-]+?)(?:d([0-9]+))?", tok)
+        dist = re.fullmatch(r"(pr|hy|ed|bx|ph|tp)([0-9.e-]+?)(?:d([0-9]+))?", tok)
         if tok == "g":
             model["decoder_gamma"] = True
         elif tok == "ch":
@@ -140,7 +140,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
         elif dist:
             loss[{"pr": "pr_weight", "hy": "height_weight",
                   "ed": "energy_dist_weight", "bx": "box_weight",
-                  "ph": "placed_height_weight"}[dist[1]]] = float(dist[2])
+                  "ph": "placed_height_weight",
+                  "tp": "thermal_profile_weight"}[dist[1]]] = float(dist[2])
             if dist[3]:
                 if dist[1] != "ph":
                     raise ValueError(f"variant {name!r}: only ph takes draws, got {tok!r}")

@@ -169,6 +169,10 @@ def build_parser() -> ArgumentParser:
                    help="coord, pair2d: add W * the W1 (sigma) between the box-frame heights "
                         "of the decoded shapes put in the box by the thermal placement and "
                         "the true heights of each batch, per gamma (default 0)")
+    m.add_argument("--thermal-profile-weight", type=nonneg_float, metavar="W",
+                   help="coord, pair2d: add W * the mean squared difference (sigma^2) between "
+                        "the decoded and true shapes' sorted heights averaged over "
+                        "orientations with the thermal placement's weights (default 0)"),
     m.add_argument("--placed-height-draws", type=positive_int, metavar="K",
                    help="placements per shape of that term, their W1 averaged (default 1)")
     m.add_argument("--denoise", type=nonneg_float, metavar="SIGMA",
@@ -230,6 +234,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("loss", "box_weight"): args.box_weight,
         ("loss", "placed_height_weight"): args.placed_height_weight,
         ("loss", "placed_height_draws"): args.placed_height_draws,
+        ("loss", "thermal_profile_weight"): args.thermal_profile_weight,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "grad_clip"): args.grad_clip,

@@ -266,7 +266,11 @@ class LossConfig:
     decoded shapes put in the box by the thermal placement (at kT = ``energy_kt``) and
     the true heights, per gamma (:func:`vae.physical.placed_height_loss`; decoders that
     place particles), averaged over ``placed_height_draws`` independent placements per
-    shape. ``denoise``: the encoder sees positions displaced by
+    shape; ``thermal_profile_weight`` * the mean squared difference (sigma^2) between
+    the decoded and the true shape's sorted heights above the lowest particle averaged
+    over orientations with the thermal placement's weights, configuration by
+    configuration (:func:`vae.physical.thermal_profile_loss`; decoders that place
+    particles). ``denoise``: the encoder sees positions displaced by
     N(0, denoise^2) per axis (sigma), the loss compares with the clean matrix (training
     only).
 
@@ -284,6 +288,7 @@ class LossConfig:
         box_weight: the box term (0 = off).
         placed_height_weight: the placed-height term (0 = off).
         placed_height_draws: placements per shape of that term (>= 1).
+        thermal_profile_weight: the thermal-profile term (0 = off).
     """
 
     form: str = "lambda"
@@ -304,6 +309,7 @@ class LossConfig:
     box_weight: float = 0.0
     placed_height_weight: float = 0.0
     placed_height_draws: int = 1
+    thermal_profile_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
@@ -313,7 +319,8 @@ class LossConfig:
         _check_int("loss.placed_height_draws", self.placed_height_draws, 1, 1024)
         for name in ("overlap_weight", "chamfer_weight", "denoise", "energy_weight",
                      "gravity_weight", "pr_weight", "height_weight",
-                     "energy_dist_weight", "box_weight", "placed_height_weight"):
+                     "energy_dist_weight", "box_weight", "placed_height_weight",
+                     "thermal_profile_weight"):
             _check_float(f"loss.{name}", getattr(self, name), 0.0, math.inf, hi_open=True)
         _check_float("loss.overlap_radius", self.overlap_radius, 0.0, math.inf,
                      lo_open=True, hi_open=True)
@@ -402,7 +409,7 @@ class RunConfig:
                               f"{' or '.join(ok)})")
         lo = self.loss
         for name in ("gravity_weight", "height_weight", "box_weight",
-                     "placed_height_weight"):
+                     "placed_height_weight", "thermal_profile_weight"):
             if getattr(lo, name) and not _architectures()[self.model.arch].places_particles:
                 placing = [a.name for a in _architectures().values() if a.places_particles]
                 raise ConfigError(f"loss.{name}: needs a decoder that places particles "

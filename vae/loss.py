@@ -21,7 +21,7 @@ penalty of the decoded configuration, the Chamfer distance between sorted distan
 rows, the LJ energy term, the gravity term and the batch's pair-distance and height
 distributions (``LossConfig.overlap_weight``, ``chamfer_weight``, ``energy_weight``,
 ``gravity_weight``, ``pr_weight``, ``height_weight``, ``energy_dist_weight``,
-``box_weight``, ``placed_height_weight``);
+``box_weight``, ``placed_height_weight``, ``thermal_profile_weight``);
 ``recon`` stays the MSE.
 """
 
@@ -45,6 +45,7 @@ from vae.physical import (
     pair_distribution_loss,
     placed_height_loss,
     row_chamfer,
+    thermal_profile_loss,
 )
 
 __all__ = ["LossParts", "kl_standard_normal", "kl_weight", "reconstruction_error", "vae_loss"]
@@ -133,14 +134,17 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     placed_terms = {name for name, w in (("gravity", cfg.gravity_weight),
                                          ("box", cfg.box_weight),
                                          ("height", cfg.height_weight),
-                                         ("placed height", cfg.placed_height_weight))
+                                         ("placed height", cfg.placed_height_weight),
+                                         ("thermal profile", cfg.thermal_profile_weight))
                     if w > 0}
     if placed_terms:
         missing = [what for what, absent in (
             ("decoded positions (out.coords)", out.coords is None),
             ("the true positions (coords)", coords is None),
-            ("gamma", bool(placed_terms & {"gravity", "placed height"}) and gamma is None),
-            ("the box", bool(placed_terms & {"box", "placed height"}) and box is None))
+            ("gamma", bool(placed_terms & {"gravity", "placed height", "thermal profile"})
+             and gamma is None),
+            ("the box", bool(placed_terms & {"box", "placed height", "thermal profile"})
+             and box is None))
             if absent]
         if missing:
             raise ValueError(f"the {' and '.join(sorted(placed_terms))} term(s) need "
@@ -166,5 +170,8 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
         total = total + cfg.placed_height_weight * placed_height_loss(
             out.coords * scale, c_true, gamma, box, cfg.energy_kt, seed=placement_seed,
             n_draws=cfg.placed_height_draws)
+    if cfg.thermal_profile_weight > 0:
+        total = total + cfg.thermal_profile_weight * thermal_profile_loss(
+            out.coords * scale, c_true, gamma, box, cfg.energy_kt)
     return LossParts(total, r, kl, b)
 
