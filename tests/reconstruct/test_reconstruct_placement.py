@@ -232,7 +232,7 @@ def test_grid_and_kink_extents_follow_from_the_first_quadrant(n_bins):
     """The extents on the angle grid and at the kinks, derived from a quarter of the
     angles by quarter turns, equal those computed directly from every hull vertex at
     the same cosines and sines, bit for bit; and the table is cos, sin to rounding."""
-    from reconstruct import _placement as P
+    from reconstruct import _geometry as P
     tab = P._angle_table(n_bins)
     th = np.arange(n_bins + 1) * 2 * np.pi / n_bins
     assert np.allclose(tab, [np.cos(th), np.sin(th)], rtol=0, atol=1e-15)
