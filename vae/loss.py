@@ -150,7 +150,7 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
             raise ValueError(f"the {' and '.join(sorted(placed_terms))} term(s) need "
                              f"{', '.join(missing)}")
         c_true = coords * scale
-    if placed_terms & {"gravity", "box", "height"}:  # aligned once for these three
+    if placed_terms & {"gravity", "box", "height", "thermal profile"}:  # aligned once
         c_hat = align_rigid(out.coords * scale, c_true)
     if cfg.gravity_weight > 0:
         total = total + cfg.gravity_weight * gravity_loss(c_hat, c_true, gamma,
@@ -172,6 +172,6 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
             n_draws=cfg.placed_height_draws)
     if cfg.thermal_profile_weight > 0:
         total = total + cfg.thermal_profile_weight * thermal_profile_loss(
-            out.coords * scale, c_true, gamma, box, cfg.energy_kt)
+            c_hat, c_true, gamma, box, cfg.energy_kt)
     return LossParts(total, r, kl, b)
 
