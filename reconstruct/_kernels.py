@@ -264,8 +264,8 @@ def _interior_filter(x, y, order, work):
     margin = 1e-12 * span * span
     for i in range(n):
         work[i] = np.inf
-    prev = e7  # edges between consecutive distinct extreme points
-    distinct = 0
+    prev = e7  # the polygon's edges: between consecutive distinct extreme points
+    edges = 0
     for e in ext:
         ax = x[prev]
         ay = y[prev]
@@ -273,7 +273,7 @@ def _interior_filter(x, y, order, work):
         by = y[e]
         if ax == bx and ay == by:
             continue
-        distinct += 1
+        edges += 1
         dx = bx - ax
         dy = by - ay
         for i in range(n):
@@ -281,7 +281,7 @@ def _interior_filter(x, y, order, work):
         prev = e
     k = 0
     for i in range(n):
-        if distinct < 3 or not work[i] > margin:
+        if edges < 3 or not work[i] > margin:
             order[k] = i
             k += 1
     return k

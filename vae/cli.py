@@ -172,7 +172,7 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--thermal-profile-weight", type=nonneg_float, metavar="W",
                    help="coord, pair2d: add W * the mean squared difference (sigma^2) between "
                         "the decoded and true shapes' sorted heights averaged over "
-                        "orientations with the thermal placement's weights (default 0)"),
+                        "orientations with the thermal placement's weights (default 0)")
     m.add_argument("--placed-height-draws", type=positive_int, metavar="K",
                    help="placements per shape of that term, their W1 averaged (default 1)")
     m.add_argument("--denoise", type=nonneg_float, metavar="SIGMA",

@@ -485,9 +485,9 @@ def thermal_profile_loss(c_hat_sigma: Tensor, c_sigma: Tensor, gamma: Tensor | f
     frame, whose resting orientation (theta = 0) is on the grid; in an arbitrary frame
     the 64-angle grid misses the sharp peaks of the law at gamma >= 0.7 (squared error
     of the profile 0.03 sigma^2 at gamma 0.7 against 0.002 on the box frame, study
-    data; the shapes' own variance 0.10). The grid of 64 angles
-    (5.6 degrees) costs ~15 ms per step of 128 configurations on one thread (128
-    angles: ~28 ms); the true profile is a constant (no gradient)."""
+    data; the shapes' own variance 0.10). The grid of 64 angles (5.6 degrees) costs ~15
+    ms per step of 128 configurations on one thread (128 angles: ~28 ms); the true
+    profile is a constant (no gradient)."""
     with torch.no_grad():
         target = thermal_profile(c_sigma, gamma, box, kt, n_angles)
     return (thermal_profile(c_hat_sigma, gamma, box, kt, n_angles) - target).pow(2).mean()
