@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from reconstruct._kernels import JIT, _convex_hull
+from reconstruct._kernels import JIT, _centroid, _convex_hull
 
 TWO_PI = 2.0 * math.pi
 
@@ -31,14 +31,7 @@ TWO_PI = 2.0 * math.pi
 @njit(**JIT)
 def _hull_frame(x, y, hx, hy, order, hull):
     """COM-centred hull vertices of (x, y) (N,) into hx, hy; returns (nh, r_max, cx, cy)."""
-    n = x.shape[0]
-    cx = 0.0
-    cy = 0.0
-    for i in range(n):
-        cx += x[i]
-        cy += y[i]
-    cx /= n
-    cy /= n
+    cx, cy = _centroid(x, y)
     nh = _convex_hull(x, y, order, hull, hx)  # hx: workspace until the hull is known
     rmax = 0.0
     for t in range(nh):

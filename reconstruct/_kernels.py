@@ -347,18 +347,24 @@ def _convex_hull_batch(pos, hulls, counts):
 
 # ----------------------------------------------------------------------- tumbler
 @njit(**JIT)
-def _tumble_one(x, y, box, out, hull, order, info):
-    """Rest the configuration (x, y) (N,) on the hull edge closest to its centre of
-    mass; see :mod:`reconstruct.tumbler` for the rules. Writes out (N, 2) and
-    info = [width, height, com_height, edge_a, edge_b, reflected]."""
+def _centroid(x, y):
+    """(mean x, mean y) of the N points (x, y), summed in index order."""
     n = x.shape[0]
     cx = 0.0
     cy = 0.0
     for i in range(n):
         cx += x[i]
         cy += y[i]
-    cx /= n
-    cy /= n
+    return cx / n, cy / n
+
+
+@njit(**JIT)
+def _tumble_one(x, y, box, out, hull, order, info):
+    """Rest the configuration (x, y) (N,) on the hull edge closest to its centre of
+    mass; see :mod:`reconstruct.tumbler` for the rules. Writes out (N, 2) and
+    info = [width, height, com_height, edge_a, edge_b, reflected]."""
+    n = x.shape[0]
+    cx, cy = _centroid(x, y)
     h = _convex_hull(x, y, order, hull, np.empty(n))
     # pick the edge whose supporting line is closest to the centre of mass
     best = np.inf
