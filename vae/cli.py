@@ -173,6 +173,11 @@ def build_parser() -> ArgumentParser:
                    help="coord, pair2d: add W * the mean squared difference (sigma^2) between "
                         "the decoded and true shapes' sorted heights averaged over "
                         "orientations with the thermal placement's weights (default 0)")
+    m.add_argument("--match-slots", action="store_true",
+                   help="coord, pair2d: compare each decoded particle with the true one it "
+                        "is matched to (rigid alignment + optimal assignment), not slot by "
+                        "slot, in the optimised reconstruction error and the terms that pair "
+                        "particles")
     m.add_argument("--placed-height-draws", type=positive_int, metavar="K",
                    help="placements per shape of that term, their W1 averaged (default 1)")
     m.add_argument("--denoise", type=nonneg_float, metavar="SIGMA",
@@ -235,6 +240,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("loss", "placed_height_weight"): args.placed_height_weight,
         ("loss", "placed_height_draws"): args.placed_height_draws,
         ("loss", "thermal_profile_weight"): args.thermal_profile_weight,
+        ("loss", "match_slots"): args.match_slots or None,
         ("train", "epochs"): args.epochs, ("train", "batch_size"): args.batch_size,
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "grad_clip"): args.grad_clip,

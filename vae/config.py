@@ -289,6 +289,11 @@ class LossConfig:
         placed_height_weight: the placed-height term (0 = off).
         placed_height_draws: placements per shape of that term (>= 1).
         thermal_profile_weight: the thermal-profile term (0 = off).
+        match_slots: compare the decoded particles with the true ones they are matched
+            to (:func:`vae.physical.match_slots`: rigid alignment and optimal
+            assignment) instead of slot by slot, in the optimised reconstruction error
+            and every term that pairs decoded and true particles; ``recon`` stays the
+            sorted-matrix MSE as decoded (decoders that place particles).
     """
 
     form: str = "lambda"
@@ -310,6 +315,7 @@ class LossConfig:
     placed_height_weight: float = 0.0
     placed_height_draws: int = 1
     thermal_profile_weight: float = 0.0
+    match_slots: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("loss.form", self.form, LOSS_FORMS)
@@ -325,6 +331,8 @@ class LossConfig:
         _check_float("loss.overlap_radius", self.overlap_radius, 0.0, math.inf,
                      lo_open=True, hi_open=True)
         _check_choice("loss.energy_mode", self.energy_mode, ENERGY_MODES)
+        if not isinstance(self.match_slots, bool):
+            _fail("loss.match_slots", "must be true or false", self.match_slots)
         _check_float("loss.energy_clip", self.energy_clip, 0.0, math.inf, lo_open=True,
                      hi_open=True)
         _check_float("loss.energy_kt", self.energy_kt, 0.0, math.inf, lo_open=True,
@@ -409,7 +417,7 @@ class RunConfig:
                               f"{' or '.join(ok)})")
         lo = self.loss
         for name in ("gravity_weight", "height_weight", "box_weight",
-                     "placed_height_weight", "thermal_profile_weight"):
+                     "placed_height_weight", "thermal_profile_weight", "match_slots"):
             if getattr(lo, name) and not _architectures()[self.model.arch].places_particles:
                 placing = [a.name for a in _architectures().values() if a.places_particles]
                 raise ConfigError(f"loss.{name}: needs a decoder that places particles "

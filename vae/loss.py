@@ -22,7 +22,10 @@ rows, the LJ energy term, the gravity term and the batch's pair-distance and hei
 distributions (``LossConfig.overlap_weight``, ``chamfer_weight``, ``energy_weight``,
 ``gravity_weight``, ``pr_weight``, ``height_weight``, ``energy_dist_weight``,
 ``box_weight``, ``placed_height_weight``, ``thermal_profile_weight``);
-``recon`` stays the MSE.
+``recon`` stays the MSE. With ``LossConfig.match_slots`` the optimised reconstruction
+error and every term that pairs decoded with true particles see the decoded particles
+matched to the true ones (:func:`vae.physical.match_slots`), while ``recon`` reports the
+sorted-matrix MSE as decoded.
 """
 
 from __future__ import annotations
@@ -41,8 +44,11 @@ from vae.physical import (
     energy_loss,
     gravity_loss,
     height_distribution_loss,
+    match_slots,
     overlap_penalty,
+    pair_distance_matrix,
     pair_distribution_loss,
+    permute_slots,
     placed_height_loss,
     row_chamfer,
     thermal_profile_loss,
@@ -122,7 +128,15 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)
     kl = kl_standard_normal(out.mu_z, out.logvar_z).mean()
-    total = a * r + b * kl
+    if cfg.match_slots:  # decoded particles in the order of the true ones they match
+        if out.coords is None or coords is None:
+            raise ValueError("match_slots needs decoded positions (out.coords) and the "
+                             "true positions (coords)")
+        c_m = permute_slots(out.coords, match_slots(out.coords, coords))
+        out = out._replace(x_hat=pair_distance_matrix(c_m).unsqueeze(1), coords=c_m)
+        total = a * reconstruction_error(out, x, recon) + b * kl
+    else:
+        total = a * r + b * kl
     if cfg.overlap_weight > 0:
         total = total + cfg.overlap_weight * overlap_penalty(out.x_hat * scale,
                                                              cfg.overlap_radius)

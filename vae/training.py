@@ -348,11 +348,11 @@ def _same_except_schedule(a: RunConfig, b: RunConfig) -> str | None:
 
 def _sorted_coordinates(data: PreparedData, cfg: RunConfig, device) -> torch.Tensor | None:
     """(M, N, 2) sorted positions in input units, box frame, when a loss term needs them
-    (denoising, the gravity, box, height, placed-height and thermal-profile terms), else
-    None."""
+    (denoising, slot matching, the gravity, box, height, placed-height and
+    thermal-profile terms), else None."""
     lo = cfg.loss
-    if not (lo.denoise > 0 or lo.gravity_weight > 0 or lo.height_weight > 0
-            or lo.box_weight > 0 or lo.placed_height_weight > 0
+    if not (lo.denoise > 0 or lo.match_slots or lo.gravity_weight > 0
+            or lo.height_weight > 0 or lo.box_weight > 0 or lo.placed_height_weight > 0
             or lo.thermal_profile_weight > 0):
         return None
     return torch.as_tensor(coordinates(data.positions, data.info.box, cfg.data.sort,
