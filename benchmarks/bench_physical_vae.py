@@ -8,7 +8,9 @@ For every variant: train (``vae.training.train``; an existing ``DIR/<variant>/be
 is reused with ``--reuse``), then judge, per trained gamma, against the model's held-out
 *test* configurations of that gamma (the first ``--n-eval``):
 
-* the test sorted-matrix MSE (input units, per gamma, from the run's metrics.json);
+* the test sorted-matrix MSE (input units, per gamma, from the run's metrics.json) and,
+  for decoders that place particles, the matched MSE (``vae.training.matched_mse``: the
+  decoded particles in the order of the true ones they match);
 * reconstruction (target 3): decode(mu_z(x_test)) -> symmetrize -> Gram + tumbler
   (``reconstruct.reconstruct_configurations`` with ``--placement``); the overlap
   fraction (a pair closer than 0.8 sigma), the fraction outside the box, and energy
@@ -273,9 +275,15 @@ def evaluate_variant(run_dir: Path, args, floor_sets, placer, potential_cache) -
         metrics = test_metrics(tv.model, data, tv.config, tv.split)
         metrics.update(best_epoch=tv.epoch, mean_epoch_time_s=float(np.mean(
             [h["epoch_time_s"] for h in load_checkpoint(run_dir / "best.pt").history])))
+    if hasattr(tv.model, "decode_coords") and "test_matched_mse_per_gamma" not in metrics:
+        data = prepare_data(tv.config, list(tv.info.files))  # a run from before it existed
+        metrics.update({k: v for k, v in test_metrics(tv.model, data, tv.config, tv.split)
+                        .items() if k.startswith("test_matched")})
     priors = fit_priors(args.priors, lat, GenerateConfig(seed=args.seed,
                                                          flow_epochs=args.flow_epochs))
     out: dict = {"mse": metrics["test_recon_per_gamma"], "mse_all": metrics["test_recon"],
+                 "mse_matched": metrics.get("test_matched_mse_per_gamma"),
+                 "mse_matched_all": metrics.get("test_matched_mse"),
                  "best_epoch": metrics["best_epoch"],
                  "s_per_epoch": metrics["mean_epoch_time_s"], "gamma": {}}
     for g in sorted(floor_sets[0]):
@@ -433,10 +441,10 @@ def print_tables(results: dict, args) -> None:
           "E_rec/E_exact = energy W1 of reconstructions over that of exact matrices (target 3); "
           "E_rec, E_exact / floor: the same W1s over the MC-vs-MC floor (the exact control "
           "re-places the test shapes themselves, so it can lie below the floor)")
-    head = ("| variant | gamma | MSE | rec ov | rec out | E_rec/E_exact | E_rec/floor "
-            "| E_exact/floor | gen ov | gen out | E | p(r) | rho(y) |")
+    head = ("| variant | gamma | MSE | matched MSE | rec ov | rec out | E_rec/E_exact "
+            "| E_rec/floor | E_exact/floor | gen ov | gen out | E | p(r) | rho(y) |")
     print(head)
-    print("|" + "---|" * 13)
+    print("|" + "---|" * 14)
     for name, r in results.items():
         for g in gammas:
             if g not in r["gamma"]:
@@ -446,7 +454,10 @@ def print_tables(results: dict, args) -> None:
             rec, ex = w["recon"]["energy"], w["exact"]["energy"]
             gk = f"gen_{args.gen_prior}"
             gw, gf = w[gk], row[f"{gk}_flags"]
-            print(f"| {name} | {g} | {r['mse'][g]:.5f} | {row['recon_flags']['overlap']:.3f} "
+            mm = (r.get("mse_matched") or {}).get(g)
+            mm = "-" if mm is None else f"{mm:.5f}"
+            print(f"| {name} | {g} | {r['mse'][g]:.5f} | {mm} "
+                  f"| {row['recon_flags']['overlap']:.3f} "
                   f"| {row['recon_flags']['outside']:.3f} | {rec / ex:.2f} "
                   f"| {w['recon']['energy_ratio']:.2f} | {w['exact']['energy_ratio']:.2f} "
                   f"| {gf['overlap']:.3f} | {gf['outside']:.3f} | {gw['energy_ratio']:.1f} "

@@ -624,5 +624,36 @@ def test_metrics(model: VAE, data: PreparedData, cfg: RunConfig, split: Split,
         per[f"{g:g}"] = evaluate(model, x_all[idx], cfg, gamma=g_all[idx], scale=scale,
                                  coords=_c(idx), box=data.info.box)["recon"]
     out["test_recon_per_gamma"] = per
+    if hasattr(model, "decode_coords") and cfg.data.representation == "distance":
+        c_true = c_all if c_all is not None else torch.as_tensor(
+            coordinates(data.positions, data.info.box, cfg.data.sort, cfg.data.scaling),
+            device=device)
+        out["test_matched_mse"] = matched_mse(model, x_all[split.test], g_all[split.test],
+                                              c_true[split.test])
+        out["test_matched_mse_per_gamma"] = {
+            f"{g:g}": matched_mse(model, x_all[idx], g_all[idx], c_true[idx])
+            for g in np.unique(g_test) for idx in [split.test[g_test == g]]}
     return out
+
+
+@torch.no_grad()
+def matched_mse(model: VAE, x: torch.Tensor, gamma: torch.Tensor, coords: torch.Tensor,
+                batch_size: int = 1024) -> float:
+    """Permutation-invariant reconstruction error of a decoder that places particles:
+    the mean squared difference (input units) between the true sorted matrices ``x`` and
+    the distance matrices of the decoded particles (z = mu_z) put in the order of the
+    true particles they are matched to (:func:`vae.physical.match_slots`). Unlike the
+    sorted-matrix MSE it does not count a decoded configuration that is right but for
+    the sort order of its particles as wrong."""
+    from vae.physical import match_slots, pair_distance_matrix, permute_slots
+
+    total = 0.0
+    for a in range(0, x.shape[0], batch_size):
+        xb, gb = x[a:a + batch_size], gamma[a:a + batch_size]
+        mu, _ = model.encode(xb)
+        c_hat = model.decode_coords(mu, gb if getattr(model, "needs_gamma", False) else None)
+        c_m = permute_slots(c_hat, match_slots(c_hat, coords[a:a + batch_size]))
+        d = pair_distance_matrix(c_m).unsqueeze(1)
+        total += float((d - xb).pow(2).mean(dim=(1, 2, 3)).sum())
+    return total / x.shape[0]
 
