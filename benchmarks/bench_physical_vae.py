@@ -108,7 +108,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
     (instead of ``--seed``), ``pK`` = early-stopping patience K (instead of
     ``--patience``; 0 = off), ``lrc`` = the ``cosine`` LR schedule, ``neK`` = K epochs
     (instead of ``--epochs``);
-    ``wK``: decoder widths (K, K) instead of (512, 512); ``zK``: latent dimension K
+    ``wK``: decoder widths (K, K) instead of (512, 512); ``chA-B``: encoder conv channels
+    (A, B) instead of (32, 64); ``zK``: latent dimension K
     instead of 40; ``klV``: KL weight lambda = V instead of 3.5e-4.
     """
     arch, *tokens = name.split("+")
@@ -128,6 +129,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             loss["match_slots"] = True
         elif w := re.fullmatch(r"w([0-9]+)", tok):
             model["hidden"] = (int(w[1]), int(w[1]))
+        elif ch := re.fullmatch(r"ch([0-9]+)-([0-9]+)", tok):
+            model["channels"] = (int(ch[1]), int(ch[2]))
         elif zd := re.fullmatch(r"z([0-9]+)", tok):
             model["latent_dim"] = int(zd[1])
         elif kl := re.fullmatch(r"kl([0-9.e-]+)", tok):

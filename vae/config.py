@@ -290,7 +290,7 @@ class LossConfig:
         placed_height_draws: placements per shape of that term (>= 1).
         thermal_profile_weight: the thermal-profile term (0 = off).
         match_slots: compare the decoded particles with the true ones they are matched
-            to (:func:`vae.physical.match_slots`: rigid alignment and optimal
+            to (:func:`vae.matching.match_slots`: rigid alignment and optimal
             assignment) instead of slot by slot, in the optimised reconstruction error
             and every term that pairs decoded and true particles; ``recon`` stays the
             sorted-matrix MSE as decoded (decoders that place particles).

@@ -24,7 +24,7 @@ distributions (``LossConfig.overlap_weight``, ``chamfer_weight``, ``energy_weigh
 ``box_weight``, ``placed_height_weight``, ``thermal_profile_weight``);
 ``recon`` stays the MSE. With ``LossConfig.match_slots`` the optimised reconstruction
 error and every term that pairs decoded with true particles see the decoded particles
-matched to the true ones (:func:`vae.physical.match_slots`), while ``recon`` reports the
+matched to the true ones (:func:`vae.matching.match_slots`), while ``recon`` reports the
 sorted-matrix MSE as decoded.
 """
 
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vae.config import LossConfig
+from vae.matching import match_slots, permute_slots
 from vae.models import VAEOutput
 from vae.physical import (
     align_rigid,
@@ -44,11 +45,9 @@ from vae.physical import (
     energy_loss,
     gravity_loss,
     height_distribution_loss,
-    match_slots,
     overlap_penalty,
     pair_distance_matrix,
     pair_distribution_loss,
-    permute_slots,
     placed_height_loss,
     row_chamfer,
     thermal_profile_loss,

@@ -56,7 +56,9 @@ from vae.data import (
     subsample_per_gamma,
 )
 from vae.loss import vae_loss
+from vae.matching import match_slots, permute_slots
 from vae.models import VAE, build_model
+from vae.physical import pair_distance_matrix
 from vae.selection import PhysicsScore, SelectionError
 
 __all__ = [
@@ -382,8 +384,6 @@ def _noisy_inputs(coords: torch.Tensor, noise: float, generator: torch.Generator
                   ) -> torch.Tensor:
     """Distance matrices (B, 1, N, N) of slot positions (B, N, 2) displaced by
     N(0, noise^2) per axis (input units): the denoising input."""
-    from vae.physical import pair_distance_matrix
-
     eps = torch.randn(coords.shape, generator=generator, device=coords.device,
                       dtype=coords.dtype)
     return pair_distance_matrix(coords + noise * eps).unsqueeze(1)
@@ -642,11 +642,9 @@ def matched_mse(model: VAE, x: torch.Tensor, gamma: torch.Tensor, coords: torch.
     """Permutation-invariant reconstruction error of a decoder that places particles:
     the mean squared difference (input units) between the true sorted matrices ``x`` and
     the distance matrices of the decoded particles (z = mu_z) put in the order of the
-    true particles they are matched to (:func:`vae.physical.match_slots`). Unlike the
+    true particles they are matched to (:func:`vae.matching.match_slots`). Unlike the
     sorted-matrix MSE it does not count a decoded configuration that is right but for
     the sort order of its particles as wrong."""
-    from vae.physical import match_slots, pair_distance_matrix, permute_slots
-
     total = 0.0
     for a in range(0, x.shape[0], batch_size):
         xb, gb = x[a:a + batch_size], gamma[a:a + batch_size]

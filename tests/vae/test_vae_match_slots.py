@@ -1,4 +1,4 @@
-"""vae.physical.match_slots and LossConfig.match_slots: decoded particles compared with
+"""vae.matching.match_slots and LossConfig.match_slots: decoded particles compared with
 the true particles they are matched to (rigid alignment + optimal assignment) instead
 of slot by slot."""
 
@@ -10,8 +10,9 @@ import torch
 
 from vae.config import ConfigError, DataConfig, LossConfig, ModelConfig, RunConfig
 from vae.loss import vae_loss
+from vae.matching import match_slots, permute_slots
 from vae.models import VAEOutput
-from vae.physical import align_rigid, match_slots, pair_distance_matrix, permute_slots
+from vae.physical import align_rigid, pair_distance_matrix
 
 
 def _configurations(b: int, seed: int) -> torch.Tensor:
