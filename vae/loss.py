@@ -127,15 +127,15 @@ def vae_loss(out: VAEOutput, x: Tensor, cfg: LossConfig, *, recon: str = "mse",
     a, b = kl_weight(cfg, epoch)
     r = reconstruction_error(out, x, recon)
     kl = kl_standard_normal(out.mu_z, out.logvar_z).mean()
+    r_opt = r  # the optimised reconstruction error
     if cfg.match_slots:  # decoded particles in the order of the true ones they match
         if out.coords is None or coords is None:
             raise ValueError("match_slots needs decoded positions (out.coords) and the "
                              "true positions (coords)")
         c_m = permute_slots(out.coords, match_slots(out.coords, coords))
         out = out._replace(x_hat=pair_distance_matrix(c_m).unsqueeze(1), coords=c_m)
-        total = a * reconstruction_error(out, x, recon) + b * kl
-    else:
-        total = a * r + b * kl
+        r_opt = reconstruction_error(out, x, recon)
+    total = a * r_opt + b * kl
     if cfg.overlap_weight > 0:
         total = total + cfg.overlap_weight * overlap_penalty(out.x_hat * scale,
                                                              cfg.overlap_radius)

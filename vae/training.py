@@ -628,11 +628,13 @@ def test_metrics(model: VAE, data: PreparedData, cfg: RunConfig, split: Split,
         c_true = c_all if c_all is not None else torch.as_tensor(
             coordinates(data.positions, data.info.box, cfg.data.sort, cfg.data.scaling),
             device=device)
-        out["test_matched_mse"] = matched_mse(model, x_all[split.test], g_all[split.test],
-                                              c_true[split.test])
-        out["test_matched_mse_per_gamma"] = {
-            f"{g:g}": matched_mse(model, x_all[idx], g_all[idx], c_true[idx])
-            for g in np.unique(g_test) for idx in [split.test[g_test == g]]}
+        gammas = np.unique(g_test)
+        groups = [split.test[g_test == g] for g in gammas]
+        per_m = [matched_mse(model, x_all[idx], g_all[idx], c_true[idx]) for idx in groups]
+        out["test_matched_mse"] = float(
+            sum(m * len(idx) for m, idx in zip(per_m, groups, strict=True)) / split.test.size)
+        out["test_matched_mse_per_gamma"] = {f"{g:g}": m
+                                             for g, m in zip(gammas, per_m, strict=True)}
     return out
 
 
