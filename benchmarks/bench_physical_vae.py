@@ -591,7 +591,7 @@ def main() -> None:
                     "placement (the product's path; arch coord)")
     ap.add_argument("--refine", type=int, default=0, metavar="K",
                     help="also reconstruct from latents refined by K Adam steps (vae.refine)")
-    ap.add_argument("--refine-lr", type=float, default=0.01)
+    ap.add_argument("--refine-lr", type=float, default=0.03)
     ap.add_argument("--between", nargs=2, metavar=("REF", "FLOOR"))
     ap.add_argument("--relax", type=int, nargs="*", default=[],
                     help="warm start: also judge the gen prior's output after K sweeps")

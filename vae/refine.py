@@ -61,7 +61,7 @@ def local_loss_config(loss: LossConfig) -> LossConfig:
 
 def refine_latents(model, x: np.ndarray, coords: np.ndarray, gamma: np.ndarray,
                    loss: LossConfig, *, scale: float, box: float, steps: int = 200,
-                   lr: float = 0.01, recon: str = "mse", z0: np.ndarray | None = None,
+                   lr: float = 0.03, recon: str = "mse", z0: np.ndarray | None = None,
                    progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Refined latent vectors (M, D) float32 of configurations with inputs ``x``.
 
@@ -148,7 +148,7 @@ def _refine_chunk(model, cfg: LossConfig, recon: str, x, c, g, z0, scale: float,
 
 
 def refine_for_positions(tv, positions: np.ndarray, gamma: float | np.ndarray, *,
-                         steps: int = 200, lr: float = 0.01,
+                         steps: int = 200, lr: float = 0.03,
                          progress: Callable[[int], None] | None = None) -> np.ndarray:
     """:func:`refine_latents` for configurations (M, N, 2) in sigma of a
     :class:`vae.checkpoint.TrainedVAE`: its inputs, sort order, scaling and loss.

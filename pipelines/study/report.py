@@ -357,7 +357,10 @@ def _detail_latent(s: dict[str, Any]) -> list[Block]:
 
 def _detail_reconstruct(s: dict[str, Any]) -> list[Block]:
     rows = []
-    for method, label in (("vae", "VAE"), ("exact", "exact")):
+    for method, label in (("vae", "VAE"), ("vae_refined", "VAE, refined latents"),
+                          ("exact", "exact")):
+        if method not in s["methods"]:
+            continue
         m = s["methods"][method]
         for g, d in list(m["per_gamma"].items()) + [("all", m["pooled"])]:
             rows.append([label, g, str(d["n"]), _pm(d["energy_js"], d["energy_js_err"]),

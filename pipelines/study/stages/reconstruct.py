@@ -7,14 +7,19 @@ embedding and a placement in the box (:func:`reconstruct.reconstruct_configurati
 of orientation, mirror and offsets given the shape), with no alignment to the original
 (the study aligned to the ground truth, an oracle).
 The exact distance matrices of the same configurations go through the same pipeline
-as a control: what the reconstruction alone costs.
+as a control: what the reconstruction alone costs. With ``refine_steps`` K > 0 (models
+whose decoder places particles: arch ``coord``, ``pair2d``) a third input,
+``vae_refined``, decodes latents refined from mu_z by K Adam steps of step size
+``refine_lr`` on each configuration's own loss terms (:mod:`vae.refine`; the decoder is
+unchanged), reported beside decode(mu_z), not instead of it.
 
 Per gamma (and pooled) the energies of originals and reconstructions are compared
 with :func:`reconstruct.metrics.compare_energies`: full LJ potential with gravity, no
 pair skipped (the study skipped r < 1), Wasserstein-1 and Jensen-Shannon distances
 with paired bootstrap errors and the finite-sample floor.
 
-Outputs: ``reconstruct.json``, ``reconstructed_vae.h5`` and ``reconstructed_exact.h5``
+Outputs: ``reconstruct.json``, ``reconstructed_vae.h5``, ``reconstructed_exact.h5``
+(and ``reconstructed_vae_refined.h5``)
 (mcsim dataset format, per-configuration metrics in ``extra/``), and the figures
 ``energies.png`` (histograms per gamma; VAE above, exact control below),
 ``examples.png`` (original vs reconstructed configurations) and ``profiles.png``
@@ -23,6 +28,7 @@ Outputs: ``reconstruct.json``, ``reconstructed_vae.h5`` and ``reconstructed_exac
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -139,7 +145,20 @@ def stage_reconstruct(ctx: StageContext) -> dict[str, Any]:
     # originals with the particle labels of the matrices (sorted as the model's inputs)
     orig = sort_particles(data.positions[te], cfg.data.sort)
     mu_z, _ = tv.encode(data.x[te])
-    matrices = {"vae": tv.decode_distances(mu_z), "exact": distance_matrices(orig)}
+    # gamma: ignored by decoders that do not take the field
+    matrices = {"vae": tv.decode_distances(mu_z, gamma=gamma),
+                "exact": distance_matrices(orig)}
+    if p["refine_steps"] > 0:
+        from tqdm.auto import tqdm
+
+        from vae.refine import refine_for_positions
+
+        with tqdm(total=len(te), desc="refine latents", unit="config",
+                  disable=not ctx.progress) as bar:
+            z = refine_for_positions(tv, data.positions[te], gamma, steps=p["refine_steps"],
+                                     lr=p["refine_lr"],
+                                     progress=lambda k: bar.update(k - bar.n))
+        matrices["vae_refined"] = tv.decode_distances(z, gamma=gamma)
     potential = Potential.parse(p["potential"], cutoff=cutoff_value(p["cutoff"]))
     n = orig.shape[1]
     gs = np.unique(gamma)
@@ -191,7 +210,8 @@ def stage_reconstruct(ctx: StageContext) -> dict[str, Any]:
             "placement": p["placement"],
             "cutoff": potential.cutoff, "oracle_alignment": False,
             "overlap_threshold_sigma": OVERLAP_SIGMA,
-            "files": ["reconstructed_vae.h5", "reconstructed_exact.h5"]}
+            "refine_steps": p["refine_steps"],
+            "files": [f"reconstructed_{m}.h5" for m in matrices]}
 
 
 def _temperature(ctx: StageContext) -> float:
@@ -210,6 +230,8 @@ def _figure_energies(ctx: StageContext, comparisons, gs, n: int) -> None:
     k = len(gs)
     rows = (("vae", "full", "VAE output, all pairs"),
             ("vae", "study", f"VAE output, pairs r < {STUDY_R_SKIP:g} skipped (study)"),
+            *((("vae_refined", "full", "VAE output, refined latents, all pairs"),)
+              if "vae_refined" in comparisons else ()),
             ("exact", "full", "exact matrix (control), all pairs"))
     fig = Figure(figsize=(4.2 * k, 3.3 * len(rows)), layout="constrained")
     axes = fig.subplots(len(rows), k, squeeze=False)
@@ -284,9 +306,23 @@ def validate_reconstruct(cfg: dict[str, Any]) -> None:
     from reconstruct.placement import PLACEMENTS
 
     rc = cfg["reconstruct"]
-    check_ints(rc, "reconstruct", {"n_boot": 2, "bins": 1, "profile_bins": 1, "seed": 0})
+    from vae.models import ARCHITECTURES
+    from vae.refine import MAX_STEPS
+
+    check_ints(rc, "reconstruct", {"n_boot": 2, "bins": 1, "profile_bins": 1, "seed": 0,
+                                   "refine_steps": 0})
     need(rc["placement"] in PLACEMENTS, "reconstruct.placement",
          f"must be one of {', '.join(PLACEMENTS)}", rc["placement"])
+    need(rc["refine_steps"] <= MAX_STEPS, "reconstruct.refine_steps",
+         f"must be <= {MAX_STEPS}", rc["refine_steps"])
+    lr = rc["refine_lr"]
+    need(isinstance(lr, int | float) and not isinstance(lr, bool) and math.isfinite(lr)
+         and lr > 0, "reconstruct.refine_lr", "must be a positive number", lr)
+    arch = cfg["vae"]["model"]["arch"]
+    need(rc["refine_steps"] == 0 or (arch in ARCHITECTURES
+                                     and ARCHITECTURES[arch].places_particles),
+         "reconstruct.refine_steps", f"needs a decoder that places particles (arch coord "
+         f"or pair2d; vae.model.arch is {arch!r})", rc["refine_steps"])
 
 
 STAGE = Stage(
@@ -294,7 +330,7 @@ STAGE = Stage(
     title="reconstruction of VAE outputs", heading="Reconstruction of VAE outputs",
     order=60, section="reconstruct",
     defaults={"quick": {"n_boot": 100, "bins": 30, "profile_bins": 25, "seed": 0,
-                        "placement": "thermal"},
+                        "placement": "thermal", "refine_steps": 0, "refine_lr": 0.03},
               "full": {"n_boot": 200, "bins": 30, "profile_bins": 40, "seed": 0,
-                       "placement": "thermal"}},
+                       "placement": "thermal", "refine_steps": 0, "refine_lr": 0.03}},
     seeds=(("reconstruct", "seed"),), validate=validate_reconstruct)
