@@ -222,6 +222,7 @@ def test_bad_arguments_are_refused(run, tmp_path):
      "reconstruct.refine_steps"),
     ({"reconstruct": {"refine_lr": 0.0}}, "reconstruct.refine_lr"),
     ({"reconstruct": {"refine_lr": float("inf")}}, "reconstruct.refine_lr"),
+    ({"reconstruct": {"refine_match_slots": "yes"}}, "reconstruct.refine_match_slots"),
 ])
 def test_study_config_refuses_bad_refinement(over, needle):
     from mcsim.clitools import UserError

@@ -11,7 +11,8 @@ as a control: what the reconstruction alone costs. With ``refine_steps`` K > 0 (
 whose decoder places particles: arch ``coord``, ``pair2d``) a third input,
 ``vae_refined``, decodes latents refined from mu_z by K Adam steps of step size
 ``refine_lr`` on each configuration's own loss terms (:mod:`vae.refine`; the decoder is
-unchanged), reported beside decode(mu_z), not instead of it.
+unchanged; ``refine_match_slots``: on the slot-order-free errors), reported beside
+decode(mu_z), not instead of it.
 
 Per gamma (and pooled) the energies of originals and reconstructions are compared
 with :func:`reconstruct.metrics.compare_energies`: full LJ potential with gravity, no
@@ -156,7 +157,7 @@ def stage_reconstruct(ctx: StageContext) -> dict[str, Any]:
         with tqdm(total=len(te), desc="refine latents", unit="config",
                   disable=not ctx.progress) as bar:
             z = refine_for_positions(tv, data.positions[te], gamma, steps=p["refine_steps"],
-                                     lr=p["refine_lr"],
+                                     lr=p["refine_lr"], match_slots=p["refine_match_slots"],
                                      progress=lambda k: bar.update(k - bar.n))
         matrices["vae_refined"] = tv.decode_distances(z, gamma=gamma)
     potential = Potential.parse(p["potential"], cutoff=cutoff_value(p["cutoff"]))
@@ -318,6 +319,8 @@ def validate_reconstruct(cfg: dict[str, Any]) -> None:
     lr = rc["refine_lr"]
     need(isinstance(lr, int | float) and not isinstance(lr, bool) and math.isfinite(lr)
          and lr > 0, "reconstruct.refine_lr", "must be a positive number", lr)
+    need(isinstance(rc["refine_match_slots"], bool), "reconstruct.refine_match_slots",
+         "must be true or false", rc["refine_match_slots"])
     arch = cfg["vae"]["model"]["arch"]
     need(rc["refine_steps"] == 0 or (arch in ARCHITECTURES
                                      and ARCHITECTURES[arch].places_particles),
@@ -330,7 +333,9 @@ STAGE = Stage(
     title="reconstruction of VAE outputs", heading="Reconstruction of VAE outputs",
     order=60, section="reconstruct",
     defaults={"quick": {"n_boot": 100, "bins": 30, "profile_bins": 25, "seed": 0,
-                        "placement": "thermal", "refine_steps": 0, "refine_lr": 0.03},
+                        "placement": "thermal", "refine_steps": 0, "refine_lr": 0.03,
+                        "refine_match_slots": False},
               "full": {"n_boot": 200, "bins": 30, "profile_bins": 40, "seed": 0,
-                       "placement": "thermal", "refine_steps": 0, "refine_lr": 0.03}},
+                       "placement": "thermal", "refine_steps": 0, "refine_lr": 0.03,
+                       "refine_match_slots": False}},
     seeds=(("reconstruct", "seed"),), validate=validate_reconstruct)
