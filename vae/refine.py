@@ -22,6 +22,11 @@ The loss is summed over configurations (each one's gradient is its own loss's), 
 work goes in chunks of :data:`CHUNK` configurations whatever the caller's batch, so the
 output is the same however the inputs are split.
 
+Adam at a fixed step size does not lower every configuration's loss (0.2 % of them
+ended above their start in a study-scale run): each configuration keeps its end point
+only where its loss there, evaluated alone, is not above its loss at the start, so a
+refined latent is never worse than mu_z by its own loss.
+
 The result is still the model's output, decode(z*) with z* a latent vector: a
 configuration the decoder can produce, judged by the same physics. It costs ``steps``
 forward and backward passes per configuration (about 35 ms per configuration for 200
@@ -153,7 +158,31 @@ def _refine_chunk(model, cfg: LossConfig, recon: str, x, c, g, z0, scale: float,
         opt.zero_grad(set_to_none=True)
         (parts.total * b).backward()  # the sum of the configurations' own losses
         opt.step()
-    return z.detach().cpu().numpy()
+    z = z.detach()
+    start = mu if z0 is None else z0
+    # Adam at a fixed step is not monotone: keep the start where the end is worse
+    worse = configuration_losses(model, cfg, recon, x, c, g, z, logvar, scale, box) > \
+        configuration_losses(model, cfg, recon, x, c, g, start, logvar, scale, box)
+    return torch.where(worse[:, None], start, z).cpu().numpy()
+
+
+@torch.no_grad()
+def configuration_losses(model, cfg: LossConfig, recon: str, x, c, g, z, logvar,
+                         scale: float, box: float) -> torch.Tensor:
+    """(B,) each configuration's loss under ``cfg`` at latents z, one at a time (so
+    that no term sees another configuration)."""
+    from vae.models.base import VAEOutput
+    from vae.physical import pair_distance_matrix
+
+    coords = model.decode_coords(z, g)
+    x_hat = pair_distance_matrix(coords).unsqueeze(1)
+    out = torch.empty(z.shape[0], dtype=torch.float64)
+    for k in range(z.shape[0]):
+        s = slice(k, k + 1)
+        out[k] = vae_loss(VAEOutput(x_hat[s], z[s], logvar[s], z[s], None, coords[s]), x[s],
+                          cfg, recon=recon, scale=scale, coords=c[s], gamma=g[s],
+                          box=box).total.item()
+    return out
 
 
 def refine_for_positions(tv, positions: np.ndarray, gamma: float | np.ndarray, *,
