@@ -4,8 +4,8 @@ The encoder's mean mu_z(x) is an *amortised* guess: one network shared by all in
 trained to be good on average. For a decoder that places particles
 (:mod:`vae.physical`) the gap shows in reconstructions: decode(mu_z) regresses towards
 the mean configuration of its neighbourhood, so the energies of reconstructed test
-sets are about 10-20 % narrower than Monte Carlo's and each configuration's energy is
-off by 3-4 epsilon rms (study data, gamma 0.7-1.0).
+sets are 10-15 % narrower than Monte Carlo's and each configuration's pair energy is
+off by 3-4.6 epsilon rms (study data, gamma 0.4-1.0).
 
 :func:`refine_latents` closes that gap the way semi-amortised inference does (Kim et
 al. 2018, "Semi-Amortized Variational Autoencoders"; Marino et al. 2018, "Iterative
@@ -24,15 +24,16 @@ inputs give identical outputs, and a configuration refined with other company di
 only by the float32 rounding of another batch shape (~1e-6; test).
 
 Adam at a fixed step size does not lower every configuration's loss (study data, gamma
-0.7, 200 steps of 0.03: 0.20 % of them ended above their start, 1.25 % with
+0.7, one model, 200 steps of 0.03: 0.20 % of them ended above their start, 1.25 % with
 ``match_slots``, whose assignment jumps): each configuration keeps its end point
 only where its loss there, evaluated alone, is not above its loss at the start, so a
 refined latent is never worse than mu_z by its own loss.
 
 The result is still the model's output, decode(z*) with z* a latent vector: a
 configuration the decoder can produce, judged by the same physics. It costs ``steps``
-forward and backward passes per configuration (about 35 ms per configuration for 200
-steps on one thread with the thermal-profile term, most of it that term).
+forward and backward passes per configuration: 37-69 ms per configuration for 200 steps
+on one thread with the thermal-profile term, most of it that term (two jobs on 2 cores),
+74-137 ms with ``match_slots``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def refine_latents(model, x: np.ndarray, coords: np.ndarray, gamma: np.ndarray,
         match_slots: compare each decoded particle with the true one it is matched to
             (:func:`vae.matching.match_slots`) in the reconstruction error and the
             terms that pair particles, instead of slot by slot; None: the run's
-            ``loss.match_slots``. About 2.5 x the time.
+            ``loss.match_slots``. About twice the time.
         progress: called with the number of configurations done after each chunk.
 
     Returns:
@@ -100,7 +101,7 @@ def refine_latents(model, x: np.ndarray, coords: np.ndarray, gamma: np.ndarray,
     """
     if not hasattr(model, "decode_coords"):
         raise ValueError("latent refinement needs a decoder that places particles "
-                         "(arch 'coord' or 'coordmds')")
+                         "(arch 'coord' or 'pair2d')")
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) \
             or not 0 <= steps <= MAX_STEPS:
         raise ValueError(f"steps: must be an integer in [0, {MAX_STEPS}], got {steps!r}")
