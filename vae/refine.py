@@ -46,6 +46,8 @@ import torch
 
 from vae.config import LossConfig
 from vae.loss import vae_loss
+from vae.models.base import VAEOutput
+from vae.physical import pair_distance_matrix
 
 __all__ = ["LOCAL_TERMS", "CHUNK", "local_loss_config", "refine_latents",
            "refine_for_positions", "configuration_losses"]
@@ -72,7 +74,7 @@ def local_loss_config(loss: LossConfig, match_slots: bool | None = None) -> Loss
 
 def refine_latents(model, x: np.ndarray, coords: np.ndarray, gamma: np.ndarray,
                    loss: LossConfig, *, scale: float, box: float, steps: int = 200,
-                   lr: float = 0.03, recon: str = "mse", z0: np.ndarray | None = None,
+                   lr: float = 0.03, recon: str = "mse",
                    match_slots: bool | None = None,
                    progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Refined latent vectors (M, D) float32 of configurations with inputs ``x``.
@@ -89,7 +91,6 @@ def refine_latents(model, x: np.ndarray, coords: np.ndarray, gamma: np.ndarray,
         steps: Adam steps per configuration (0: mu_z itself).
         lr: Adam's step size, in latent units.
         recon: the run's reconstruction error kind.
-        z0: starting latent vectors (M, D); default mu_z(x).
         match_slots: compare each decoded particle with the true one it is matched to
             (:func:`vae.matching.match_slots`) in the reconstruction error and the
             terms that pair particles, instead of slot by slot; None: the run's
@@ -130,8 +131,6 @@ def refine_latents(model, x: np.ndarray, coords: np.ndarray, gamma: np.ndarray,
             out[sl] = _refine_chunk(model, cfg, recon, torch.as_tensor(x[sl], device=device),
                                     torch.as_tensor(coords[sl], device=device),
                                     torch.as_tensor(gamma[sl], device=device),
-                                    None if z0 is None else torch.as_tensor(
-                                        np.asarray(z0[sl], np.float32), device=device),
                                     scale, box, steps, lr)
             if progress is not None:
                 progress(sl.stop)
@@ -142,14 +141,11 @@ def refine_latents(model, x: np.ndarray, coords: np.ndarray, gamma: np.ndarray,
     return out
 
 
-def _refine_chunk(model, cfg: LossConfig, recon: str, x, c, g, z0, scale: float,
+def _refine_chunk(model, cfg: LossConfig, recon: str, x, c, g, scale: float,
                   box: float, steps: int, lr: float) -> np.ndarray:
-    from vae.models.base import VAEOutput
-    from vae.physical import pair_distance_matrix
-
     with torch.no_grad():
         mu, logvar = model.encode(x)
-    z = (mu if z0 is None else z0).clone().requires_grad_(True)
+    z = mu.clone().requires_grad_(True)
     if steps == 0:
         return z.detach().cpu().numpy()
     opt = torch.optim.Adam([z], lr=float(lr))
@@ -163,11 +159,10 @@ def _refine_chunk(model, cfg: LossConfig, recon: str, x, c, g, z0, scale: float,
         (parts.total * b).backward()  # the sum of the configurations' own losses
         opt.step()
     z = z.detach()
-    start = mu if z0 is None else z0
     # Adam at a fixed step is not monotone: keep the start where the end is worse
     worse = configuration_losses(model, cfg, recon, x, c, g, z, logvar, scale, box) > \
-        configuration_losses(model, cfg, recon, x, c, g, start, logvar, scale, box)
-    return torch.where(worse[:, None], start, z).cpu().numpy()
+        configuration_losses(model, cfg, recon, x, c, g, mu, logvar, scale, box)
+    return torch.where(worse[:, None], mu, z).cpu().numpy()
 
 
 @torch.no_grad()
@@ -175,9 +170,6 @@ def configuration_losses(model, cfg: LossConfig, recon: str, x, c, g, z, logvar,
                          scale: float, box: float) -> torch.Tensor:
     """(B,) each configuration's loss under ``cfg`` at latents z, one at a time (so
     that no term sees another configuration)."""
-    from vae.models.base import VAEOutput
-    from vae.physical import pair_distance_matrix
-
     coords = model.decode_coords(z, g)
     x_hat = pair_distance_matrix(coords).unsqueeze(1)
     out = torch.empty(z.shape[0], dtype=torch.float64)

@@ -155,7 +155,7 @@ def test_a_configuration_does_not_depend_on_its_batch(run):
     # depend on the others (so the check above can fail)
     def chunk(idx, loss):
         t = [torch.as_tensor(a[idx]) for a in (x, c, g)]
-        return _refine_chunk(tv.model, loss, "mse", t[0], t[1], t[2], None, scale,
+        return _refine_chunk(tv.model, loss, "mse", t[0], t[1], t[2], scale,
                              tv.info.box, 20, 0.02)
 
     batch_cfg = dataclasses.replace(tv.config.loss, kl_warmup_epochs=0)
