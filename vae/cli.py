@@ -199,6 +199,10 @@ def build_parser() -> ArgumentParser:
                    help="what keeps best.pt and stops early: the validation loss, or the "
                         "physics score of thermally placed decodings of the validation set "
                         "(energy, p(r), rho(y) W1; vae.selection) (default loss)")
+    t.add_argument("--mirror", type=nonneg_float, metavar="P",
+                   help="data augmentation: replace each training configuration by its "
+                        "mirror image x -> L - x with probability P per step, in [0, 1] "
+                        "(default 0: off)")
     t.add_argument("--seed", type=nonneg_int, help="training seed (default 0)")
     t.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                    help=f"CPU threads for torch, numba and BLAS (default {DEFAULT_THREADS})")
@@ -245,6 +249,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, list[int], li
         ("train", "lr"): args.lr, ("train", "patience"): args.patience,
         ("train", "lr_schedule"): args.lr_schedule, ("train", "grad_clip"): args.grad_clip,
         ("train", "ema"): args.ema, ("train", "select"): args.select,
+        ("train", "mirror"): args.mirror,
         ("train", "seed"): args.seed,
         ("train", "device"): args.device,
     }

@@ -367,6 +367,11 @@ class TrainConfig:
             configurations; needs a distance representation and data files that record
             their simulation). With ``physics``, early stopping waits ``patience`` epochs
             without an improvement of either the score or the loss.
+        mirror: probability with which each training configuration is replaced, in each
+            step, by its mirror image x -> L - x (re-sorted and re-encoded like the
+            data): the box's walls and the field are symmetric under it, so it is a
+            configuration of the same ensemble; validation and test data are never
+            mirrored. 0 = off.
     """
 
     epochs: int = 100
@@ -380,6 +385,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     ema: float = 0.0
     select: str = "loss"
+    mirror: float = 0.0
 
     def __post_init__(self) -> None:
         _check_int("train.epochs", self.epochs, 1)
@@ -393,6 +399,7 @@ class TrainConfig:
         _check_float("train.grad_clip", self.grad_clip, 0.0, math.inf, hi_open=True)
         _check_float("train.ema", self.ema, 0.0, 1.0, hi_open=True)
         _check_choice("train.select", self.select, SELECTIONS)
+        _check_float("train.mirror", self.mirror, 0.0, 1.0)
 
 
 @dataclass

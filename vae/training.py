@@ -361,6 +361,22 @@ def _sorted_coordinates(data: PreparedData, cfg: RunConfig, device) -> torch.Ten
                                        cfg.data.scaling), device=device)
 
 
+def _mirrored_training_inputs(data: PreparedData, cfg: RunConfig, train: np.ndarray, device,
+                              coords: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The inputs (and, with ``coords``, the sorted coordinates) of the mirror images
+    x -> L - x of the training configurations (rows ``train``; ``TrainConfig.mirror``),
+    prepared like the data; (None, None) when mirroring is off."""
+    if cfg.train.mirror <= 0:
+        return None, None
+    box = data.info.box
+    pos = np.array(data.positions[train], dtype=np.float64)
+    pos[..., 0] = box - pos[..., 0]
+    x = torch.as_tensor(make_inputs(pos, box, cfg.data), device=device)
+    c = torch.as_tensor(coordinates(pos, box, cfg.data.sort, cfg.data.scaling),
+                        device=device) if coords else None
+    return x, c
+
+
 def _step_seed(seed: int, epoch: int, batch: int) -> int:
     """The seed of one training step's random placements (the placed-height term): a
     function of the run's seed and the step only, so a resumed run draws the same."""
@@ -415,6 +431,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
     sched = _make_scheduler(opt, cfg)
     g_shuffle = torch.Generator().manual_seed(t.seed)
     g_noise = torch.Generator(device=device).manual_seed(t.seed + 1)
+    g_mirror = torch.Generator().manual_seed(t.seed + 2)  # which configurations to mirror
     history: list[dict[str, Any]] = []
     # best_val: the kept epoch's criterion (the loss, or the physics score with
     # select = physics, when best_loss also counts for early stopping)
@@ -440,6 +457,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
             sched.load_state_dict(json.loads(st["scheduler"]))
         g_shuffle.set_state(st["rng_shuffle"].cpu())
         g_noise.set_state(st["rng_noise"].cpu())
+        if "rng_mirror" in st:
+            g_mirror.set_state(st["rng_mirror"].cpu())
         if t.ema > 0:
             if "ema" not in st:
                 raise RunDirError("resume", f"{run_dir / 'last.pt'} holds no weight average "
@@ -476,6 +495,8 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
     # target
     c_all = _sorted_coordinates(data, cfg, device)
     c_train, c_val = (None, None) if c_all is None else (c_all[split.train], c_all[split.val])
+    x_mirror, c_mirror = _mirrored_training_inputs(data, cfg, split.train, device,
+                                                   c_train is not None)
     n_train = x_train.shape[0]
     n_batches = math.ceil(n_train / t.batch_size)
     title = (f"{cfg.model.arch} VAE on {cfg.data.representation}, latent {cfg.model.latent_dim}, "
@@ -496,6 +517,11 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
                 idx = perm[b * t.batch_size:(b + 1) * t.batch_size]
                 xb = x_train[idx]
                 cb = None if c_train is None else c_train[idx]
+                if x_mirror is not None:
+                    flip = (torch.rand(idx.shape[0], generator=g_mirror) < t.mirror).to(device)
+                    xb = torch.where(flip.view(-1, *[1] * (xb.dim() - 1)), x_mirror[idx], xb)
+                    if cb is not None:
+                        cb = torch.where(flip.view(-1, 1, 1), c_mirror[idx], cb)
                 x_in = _noisy_inputs(cb, cfg.loss.denoise / scale, g_noise) \
                     if cfg.loss.denoise > 0 else xb
                 out = model(x_in, generator=g_noise, gamma=g_train[idx])
@@ -558,6 +584,7 @@ def train(cfg: RunConfig, data: PreparedData, run_dir: str | os.PathLike, *,
                 "optimizer": opt.state_dict(),
                 "rng_shuffle": g_shuffle.get_state(),
                 "rng_noise": g_noise.get_state().cpu(),
+                "rng_mirror": g_mirror.get_state(),
                 "best_val": best_val, "best_epoch": best_epoch, "stale": stale,
                 "best_loss": best_loss,
             }
