@@ -138,7 +138,8 @@ def parse_variant(name: str) -> tuple[dict, dict]:
             model["latent_dim"] = int(zd[1])
         elif kl := re.fullmatch(r"kl([0-9.e-]+)", tok):
             loss["weight"] = float(kl[1])
-        elif re.fullmatch(r"gc[0-9.e-]+|lrp|lrc|selp|ema[0-9.e-]+|s[0-9]+|p[0-9]+|ne[0-9]+", tok):
+        elif re.fullmatch(r"gc[0-9.e-]+|lrp|lrc|selp|ema[0-9.e-]+|s[0-9]+|p[0-9]+|ne[0-9]+"
+                          r"|mir[0-9.]+", tok):
             continue  # training settings: train_settings
         elif tok == "dn":
             loss["denoise"] = 0.05
@@ -168,7 +169,7 @@ def parse_variant(name: str) -> tuple[dict, dict]:
 
 def train_settings(name: str) -> dict:
     """The TrainConfig fields a variant name sets (``gcV``, ``lrp``, ``emaD``, ``selp``,
-    ``sK``, ``pK``, ``lrc``, ``neK``)."""
+    ``sK``, ``pK``, ``lrc``, ``neK``, ``mirP``: mirror augmentation with probability P)."""
     out: dict = {}
     for tok in name.split("+")[1:]:
         if m := re.fullmatch(r"gc([0-9.e-]+)", tok):
@@ -187,6 +188,8 @@ def train_settings(name: str) -> dict:
             out["seed"] = int(m[1])
         elif m := re.fullmatch(r"p([0-9]+)", tok):
             out["patience"] = int(m[1])
+        elif m := re.fullmatch(r"mir([0-9.]+)", tok):
+            out["mirror"] = float(m[1])
     return out
 
 
