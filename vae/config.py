@@ -371,7 +371,7 @@ class TrainConfig:
             step, by its mirror image x -> L - x (re-sorted and re-encoded like the
             data): the box's walls and the field are symmetric under it, so it is a
             configuration of the same ensemble; validation and test data are never
-            mirrored. 0 = off.
+            mirrored. Holds a second copy of the training inputs in memory. 0 = off.
     """
 
     epochs: int = 100
